@@ -1,0 +1,32 @@
+# Two entry points do all the set-up on a fresh machine:
+#   make repro   -- create .venv, install, run `dvc repro` (default profile)
+#   make test    -- create .venv, install, run the test suite
+#
+# torch is installed first and pinned, so the package's own `torch>=2.2`
+# requirement is already met and pip never pulls a different (CUDA) build on a
+# CPU-only machine. GPU users pick their build explicitly, e.g.
+#   make setup TORCH_SPEC=torch==2.13.0 TORCH_PIP_ARGS="--index-url <PyTorch CUDA wheel index>"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+BIN := $(VENV)/bin
+
+.PHONY: setup repro test clean-venv
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)
