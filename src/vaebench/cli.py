@@ -1,0 +1,67 @@
+"""``vaebench <stage> <name>``: one subcommand per pipeline stage, a few lines each.
+
+Every path comes from ``dvc.yaml`` as an argument; the logic lives in the
+importable modules. The config is validated before any work starts.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vaebench.config import ConfigError, load_config
+from vaebench.data.base import DataError
+from vaebench.devices import DeviceError
+
+
+def _prepare(args, cfg):
+    from vaebench.data import prepare_stage
+    prepare_stage(cfg, args.name, args.raw, args.out)
+
+
+def _train(args, cfg):
+    from vaebench.train import train_stage
+    train_stage(cfg, args.name, args.data, args.out, args.metrics, args.plots)
+
+
+def _check(args, cfg):
+    print(f"params OK: profile {cfg.profile}, {len(cfg.models)} models, seeds {cfg.seeds}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaebench", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    sub = parser.add_subparsers(dest="stage", required=True)
+
+    p = sub.add_parser("prepare", help="generate / convert one dataset")
+    p.add_argument("name")
+    p.add_argument("--raw", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("train", help="train one model variant (every seed)")
+    p.add_argument("name")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--metrics", type=Path, required=True)
+    p.add_argument("--plots", type=Path, required=True)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("check", help="validate params.yaml and exit")
+    p.set_defaults(func=_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.params)
+        args.func(args, cfg)
+    except (ConfigError, DataError, DeviceError, FileNotFoundError) as err:
+        print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

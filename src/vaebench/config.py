@@ -1,0 +1,225 @@
+"""Loading and validating ``params.yaml``.
+
+Every stage starts by calling :func:`load_config`, so an unknown key, an unknown
+model family, a wrong type or an out-of-range value is reported, naming the
+key, before any work is done. The active profile's overlay
+(``profiles.<profile>``) is merged onto the base sections first; every profile
+is validated, not only the active one, so a typo in ``paper`` is caught while
+running ``quick``.
+
+Section schemas live here; model configs live beside their model class and
+dataset configs beside their dataset (see the two registries).
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class ConfigError(ValueError):
+    """A problem with params.yaml, with the offending key in the message."""
+
+
+def _check_device(value: str) -> str:
+    if not DEVICE_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a device; valid: auto, cpu, cuda, cuda:N, mps")
+    return value
+
+
+Device = Annotated[str, AfterValidator(_check_device)]
+
+
+class Strict(BaseModel):
+    """Base for every config block: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(Strict):
+    """``train:`` -- the one training loop (Adam, minibatches sliced on the device)."""
+
+    epochs: PositiveInt | dict[str, PositiveInt] = Field(
+        description="epochs, or a mapping dataset name -> epochs")
+    batch_size: PositiveInt = 64
+    eval_batch_size: PositiveInt = 512
+    lr: PositiveFloat = 1e-3
+    device: Device | None = None  # None: the top-level ``device``
+    deterministic: bool = True
+
+    def epochs_for(self, dataset: str) -> int:
+        if isinstance(self.epochs, int):
+            return self.epochs
+        if dataset not in self.epochs:
+            raise ConfigError(
+                f"train.epochs has no entry for dataset {dataset!r}; "
+                f"it has {sorted(self.epochs)}")
+        return self.epochs[dataset]
+
+
+# Sections of params.yaml that a profile may overlay, with their schema.
+# An evaluation stage adds its own section here.
+SECTIONS: dict[str, type[Strict]] = {"train": TrainConfig}
+
+
+class EvaluateLists(Strict):
+    """``evaluate:`` -- which models each evaluation stage runs for (drives ``foreach``)."""
+
+    loglik: list[str] = []
+    disentangle: list[str] = []
+    robustness: list[str] = []
+
+
+class Config(Strict):
+    """The validated, profile-resolved parameters of one pipeline run."""
+
+    profile: str
+    device: Device = "auto"
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0]
+    datasets: dict[str, Any]      # name -> dataset config (validated by the data registry)
+    models: dict[str, Any]        # name -> model config (validated by the model registry)
+    evaluate: EvaluateLists = EvaluateLists()
+    sections: dict[str, Any]      # name -> section config (SECTIONS)
+
+    def section(self, name: str) -> Any:
+        return self.sections[name]
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.sections["train"]
+
+    def model_train(self, model: str) -> TrainConfig:
+        """The ``train`` section with the model's own ``train:`` overrides applied."""
+        overrides = self.models[model].train
+        if not overrides:
+            return self.train
+        merged = _merge(self.train.model_dump(), overrides)
+        return _validate(TrainConfig, merged, f"models.{model}.train")
+
+    def stage_device(self, section: str) -> str:
+        """``<section>.device`` if set, else the top-level ``device``."""
+        own = getattr(self.sections.get(section), "device", None)
+        return own or self.device
+
+
+_TOP_KEYS = {"profile", "device", "seeds", "profiles", "datasets", "models", "evaluate",
+             *SECTIONS}
+
+
+def _merge(base: Any, overlay: Any) -> Any:
+    """Deep-merge ``overlay`` onto ``base`` (dicts merge, everything else replaces)."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = copy.deepcopy(base)
+        for key, value in overlay.items():
+            out[key] = _merge(base.get(key), value) if key in base else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(overlay)
+
+
+def _validate(schema: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return schema.model_validate(data if data is not None else {})
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join([where, *map(str, e["loc"])])
+            got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
+            lines.append(f"  {key}: {e['msg']}{got}")
+        raise ConfigError("invalid params.yaml:\n" + "\n".join(lines)) from None
+
+
+def _resolve(raw: dict, profile: str) -> Config:
+    overlay = raw["profiles"][profile] or {}
+    unknown = set(overlay) - {"datasets", *SECTIONS}
+    if unknown:
+        raise ConfigError(
+            f"profiles.{profile} has unknown key(s) {sorted(unknown)}; "
+            f"a profile may set: datasets, {', '.join(SECTIONS)}")
+    where = f"(profile {profile})"
+    sections = {}
+    for name, schema in SECTIONS.items():
+        merged = _merge(raw.get(name) or {}, overlay.get(name) or {})
+        sections[name] = _validate(schema, merged, f"{name} {where}")
+
+    # Imported here: the registries import torch, config validation of the
+    # top-level keys above should not need it.
+    from vaebench.data import validate_dataset_config
+    from vaebench.models import validate_model_config
+
+    datasets = {}
+    for name, block in (raw.get("datasets") or {}).items():
+        merged = _merge(block or {}, (overlay.get("datasets") or {}).get(name) or {})
+        datasets[name] = validate_dataset_config(name, merged, f"datasets.{name} {where}")
+    for name in (overlay.get("datasets") or {}):
+        if name not in datasets:
+            raise ConfigError(f"profiles.{profile}.datasets.{name}: no dataset {name!r} "
+                              f"in datasets; known: {sorted(datasets)}")
+
+    models = {}
+    for name, block in (raw.get("models") or {}).items():
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise ConfigError(f"models.{name}: model names may use letters, digits and _ only")
+        cfg = validate_model_config(name, block)
+        if cfg.dataset not in datasets:
+            raise ConfigError(f"models.{name}.dataset: {cfg.dataset!r} is not in datasets; "
+                              f"known: {sorted(datasets)}")
+        models[name] = cfg
+
+    cfg = _validate(Config, {
+        "profile": profile, "device": raw.get("device", "auto"),
+        "seeds": raw.get("seeds", [0]), "datasets": datasets, "models": models,
+        "evaluate": raw.get("evaluate") or {}, "sections": sections,
+    }, "params")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"seeds: values must be distinct (got {cfg.seeds})")
+    for name, m in models.items():
+        if isinstance(cfg.train.epochs, dict) and not m.train.get("epochs"):
+            cfg.train.epochs_for(m.dataset)  # raises if the profile forgot a dataset
+        cfg.model_train(name)                # validates the model's train overrides
+    for stage, names in cfg.evaluate.model_dump().items():
+        for name in names:
+            if name not in models:
+                raise ConfigError(f"evaluate.{stage}: {name!r} is not in models; "
+                                  f"known: {sorted(models)}")
+    return cfg
+
+
+def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:
+    """Read, validate and resolve ``params.yaml`` for ``profile`` (default: its ``profile``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"params.yaml: unknown top-level key(s) {sorted(unknown)}; "
+                          f"valid: {sorted(_TOP_KEYS)}")
+    profiles = raw.get("profiles") or {}
+    if not profiles:
+        raise ConfigError("params.yaml: 'profiles' is missing or empty")
+    profile = profile or raw.get("profile")
+    if profile not in profiles:
+        raise ConfigError(f"profile: {profile!r} is not defined; valid: {sorted(profiles)}")
+    for other in profiles:  # catch mistakes in every profile, not only the active one
+        if other != profile:
+            _resolve(raw, other)
+    return _resolve(raw, profile)

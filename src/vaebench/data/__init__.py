@@ -1,0 +1,45 @@
+"""Dataset registry: the name used in ``params.yaml`` -> its module.
+
+A dataset module defines ``Config`` (its params block) and
+``prepare(cfg, raw_dir, out_dir) -> meta``, which writes the common format of
+:mod:`vaebench.data.base`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from vaebench.data import dsprites, mnist
+from vaebench.data.base import DataError, PreparedData, load_prepared
+
+DATASETS: dict[str, ModuleType] = {"dsprites": dsprites, "mnist": mnist}
+
+
+def get_dataset(name: str) -> ModuleType:
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def prepare_stage(cfg, name: str, raw_dir: Path, out_dir: Path) -> dict:
+    """``prepare@<name>``: write ``out_dir`` deterministically (see :mod:`vaebench.data.base`)."""
+    from vaebench.config import ConfigError
+    if name not in cfg.datasets:
+        raise ConfigError(f"dataset {name!r} is not in params.yaml datasets; "
+                          f"known: {sorted(cfg.datasets)}")
+    meta = get_dataset(name).prepare(cfg.datasets[name], Path(raw_dir), Path(out_dir))
+    print(f"prepared {name}: {meta['n_train']} train / {meta['n_test']} test images "
+          f"from {meta['source']}")
+    return meta
+
+
+def validate_dataset_config(name: str, block: Any, where: str) -> Any:
+    from vaebench.config import ConfigError, _validate
+    if name not in DATASETS:
+        raise ConfigError(f"datasets.{name}: unknown dataset; known: {sorted(DATASETS)}")
+    return _validate(DATASETS[name].Config, block, where)
+
+
+__all__ = ["DATASETS", "DataError", "PreparedData", "get_dataset", "load_prepared",
+           "validate_dataset_config"]

@@ -1,0 +1,38 @@
+"""Model registry: the ``family`` of a ``models.<name>`` block -> its class.
+
+To add a variant: write one file with its config and class, add it here, and
+add a block to params.yaml.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from vaebench.models.ae import AE
+from vaebench.models.base import LossTerms, Model, ModelConfig
+from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.vae import VAE
+
+MODELS: dict[str, type[Model]] = {
+    "ae": AE,
+    "vae": VAE,
+    "beta_vae": BetaVAE,
+}
+
+
+def validate_model_config(name: str, block: Any) -> ModelConfig:
+    """Validate ``models.<name>`` against its family's config (errors name the key)."""
+    from vaebench.config import ConfigError, _validate
+    if not isinstance(block, dict):
+        raise ConfigError(f"models.{name}: expected a mapping, got {type(block).__name__}")
+    family = block.get("family")
+    if family not in MODELS:
+        raise ConfigError(f"models.{name}.family: unknown family {family!r}; "
+                          f"valid: {', '.join(sorted(MODELS))}")
+    return _validate(MODELS[family].Config, block, f"models.{name}")
+
+
+def build_model(cfg: ModelConfig, image_shape: tuple[int, ...]) -> Model:
+    return MODELS[cfg.family](cfg, image_shape)
+
+
+__all__ = ["MODELS", "LossTerms", "Model", "ModelConfig", "build_model", "validate_model_config"]

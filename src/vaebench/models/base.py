@@ -1,0 +1,130 @@
+"""The interface every model variant honours, and the maths they share.
+
+A variant is one file: its config (a pydantic model next to the class) and a
+subclass of :class:`Model` that overrides only what differs. The training loop
+only calls ``loss``; the evaluations only call ``encode`` / ``decode`` /
+``prior`` / ``represent``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import PositiveInt
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal, constraints
+
+from vaebench.config import Strict
+from vaebench.models.likelihoods import LIKELIHOODS
+from vaebench.models.nets import build_backbone
+
+
+class ModelConfig(Strict):
+    """Keys every ``models.<name>`` block has; a family adds its own."""
+
+    family: str
+    dataset: str
+    backbone: Literal["mlp", "conv64"]
+    latent_dim: PositiveInt
+    hidden: list[PositiveInt] | None = None   # backbone widths (None: the backbone's default)
+    likelihood: Literal["bernoulli"] = "bernoulli"
+    binarize: bool = True      # dynamic binarisation of training batches (intensity datasets)
+    train: dict[str, Any] = {}  # overrides of the ``train`` section for this model
+
+
+@dataclass
+class LossTerms:
+    """What ``Model.loss`` returns: the scalar to minimise and named terms to log."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class PointMass(Distribution):
+    """q(z|x) of a deterministic autoencoder: all mass on the code."""
+
+    arg_constraints = {"loc": constraints.real_vector}
+    has_rsample = True
+
+    def __init__(self, loc: torch.Tensor):
+        self.loc = loc
+        super().__init__(batch_shape=loc.shape[:-1], event_shape=loc.shape[-1:],
+                         validate_args=False)
+
+    @property
+    def mean(self):
+        return self.loc
+
+    @property
+    def variance(self):
+        return torch.zeros_like(self.loc)
+
+    def rsample(self, sample_shape=torch.Size()):
+        return self.loc.expand(*sample_shape, *self.loc.shape)
+
+
+def diagonal_gaussian(params: torch.Tensor) -> Independent:
+    """Split (..., 2D) encoder output into mean and log-variance: N(mu, diag(exp(logvar)))."""
+    mu, logvar = params.chunk(2, dim=-1)
+    return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+
+
+class Model(nn.Module):
+    """Common interface (DESIGN.md, Models). Subclasses set ``Config``."""
+
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    # has a decoder likelihood and a prior, so log p(x) can be estimated
+    probabilistic: ClassVar[bool] = False
+    enc_out_factor: ClassVar[int] = 1   # encoder outputs enc_out_factor * latent_dim numbers
+
+    def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...]):
+        super().__init__()
+        self.cfg = cfg
+        self.image_shape = tuple(image_shape)
+        self.likelihood = LIKELIHOODS[cfg.likelihood]()
+        self.encoder, self.decoder = build_backbone(
+            cfg.backbone, image_shape, self.enc_out_factor * cfg.latent_dim, cfg.latent_dim,
+            self.likelihood.n_maps, cfg.hidden)
+
+    def encode(self, x: torch.Tensor) -> Distribution:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> Distribution:
+        """p(x|z) for codes z (..., D)."""
+        return self.likelihood(self.decoder(z))
+
+    def prior(self) -> Distribution | None:
+        return None
+
+    def loss(self, x: torch.Tensor, step: int) -> LossTerms:
+        raise NotImplementedError
+
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes for evaluation: the posterior mean."""
+        return self.encode(x).mean
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x | z = represent(x))."""
+        return self.decode(self.represent(x)).mean
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor | None:
+        """Means of p(x|z) for n codes drawn from the prior (None without a prior)."""
+        prior = self.prior()
+        if prior is None:
+            return None
+        return self.decode(prior.sample((n,))).mean
+
+    # --- hooks of the training loop (defaults: one Adam over everything) ----------
+    def optim_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameter groups, one optimiser each (e.g. decoder theta / encoder phi)."""
+        return {"all": [p for p in self.parameters() if p.requires_grad]}
+
+    def groups_to_step(self, step: int) -> list[str]:
+        """Which groups take an optimiser step at ``step`` (alternating updates override)."""
+        return list(self.optim_groups())
+
+    def after_fit(self, data, binarize: bool) -> None:
+        """Called once after training, e.g. to fit an ex-post density on the codes."""

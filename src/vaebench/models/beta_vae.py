@@ -1,0 +1,26 @@
+"""beta-VAE (Higgins et al. 2017; seed 001_ac8decc5d88a2813.txt, "beta-VAE").
+
+The VAE objective with the KL term weighted by beta:
+-E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)). beta > 1 pressures the posterior
+towards the factorised prior (disentanglement), at the cost of reconstruction.
+The logged ``elbo`` stays the true ELBO (beta = 1) so variants compare.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import NonNegativeFloat
+
+from vaebench.models.vae import VAE, VAEConfig
+
+
+class BetaVAEConfig(VAEConfig):
+    family: Literal["beta_vae"] = "beta_vae"
+    beta: NonNegativeFloat = 4.0
+
+
+class BetaVAE(VAE):
+    Config = BetaVAEConfig
+
+    def kl_weight_at(self, step):
+        return self.cfg.beta

@@ -1,0 +1,185 @@
+"""MLflow mirroring -- the only module that imports mlflow.
+
+The files under ``reports/metrics/`` and ``models/`` are the source of truth;
+MLflow mirrors them so runs can be compared in the UI. One experiment for the
+suite; one run per (model, seed, checkpoint), found again by the tag
+``vaebench.run_key`` so every evaluation stage adds its metrics and figures to
+the run of the model it evaluated. If the tracking store is unreachable a
+warning is printed and no result is lost.
+
+Store: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<project root>/mlflow.db``
+with artifacts in ``<project root>/mlartifacts``. The project root is resolved
+through ``DVC_ROOT`` -- and out of DVC's temporary experiment copies under
+``.dvc/tmp/exps/`` -- so ``dvc exp run --queue`` logs into the same store as
+``dvc repro``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+EXPERIMENT = os.environ.get("VAEBENCH_EXPERIMENT", "vaebench")
+RUN_KEY_TAG = "vaebench.run_key"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The user's project root, also from inside a queued experiment's temp copy."""
+    root = os.environ.get("DVC_ROOT")
+    path = Path(root) if root else _find_dvc_root(Path(start or Path.cwd()).resolve())
+    parts = path.resolve().parts
+    # DVC runs queued / temp-dir experiments in <root>/.dvc/tmp/exps/...: go back to <root>.
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path.resolve()
+
+
+def _find_dvc_root(path: Path) -> Path:
+    for p in (path, *path.parents):
+        if (p / ".dvc").is_dir():
+            return p
+    return path
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def git_commit() -> str:
+    rev = os.environ.get("DVC_EXP_BASELINE_REV")
+    if rev:
+        return rev
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=project_root()).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten(d: dict, prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{sep}{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flatten(v, key, sep))
+        else:
+            out[key] = v
+    return out
+
+
+def _client():
+    import mlflow  # noqa: F401  (heavy import, only when logging)
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(tracking_uri=tracking_uri())
+
+
+def _experiment_id(client) -> str:
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        location = (project_root() / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(EXPERIMENT, artifact_location=location)
+    except Exception:  # created concurrently by a parallel queue worker
+        return client.get_experiment_by_name(EXPERIMENT).experiment_id
+
+
+@contextmanager
+def _best_effort(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as err:  # the files remain the source of truth
+        print(f"warning: MLflow {what} failed ({type(err).__name__}: {err}); "
+              f"the results are in the stage's output files", file=sys.stderr)
+
+
+def _safe(method):
+    """Run an MLflow call best-effort: a failure warns instead of losing the stage."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with _best_effort(method.__name__):
+            return method(*args, **kwargs)
+    return wrapper
+
+
+class Run:
+    """A handle on the MLflow run of one (model, seed, checkpoint)."""
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    @_safe
+    def log_params(self, params: dict) -> None:
+        from mlflow.entities import Param
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(flatten(params).items())]
+        existing = self.client.get_run(self.run_id).data.params
+        items = [p for p in items if p.key not in existing]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    @_safe
+    def log_metrics(self, metrics: dict, prefix: str = "", step: int = 0) -> None:
+        from mlflow.entities import Metric
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in flatten(metrics, prefix, "/").items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[i:i + 500])
+
+    @_safe
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    @_safe
+    def set_tags(self, tags: dict) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, str(v))
+
+
+def run_key(model: str, seed: int, checkpoint_sha: str) -> str:
+    return f"{model}/seed{seed}/{checkpoint_sha[:16]}"
+
+
+@contextmanager
+def model_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None = None
+              ) -> Iterator[Run | None]:
+    """The MLflow run of a trained model (created on first use); None if MLflow fails."""
+    handle = None
+    with _best_effort("start of run"):
+        client = _client()
+        exp_id = _experiment_id(client)
+        key = run_key(model, seed, checkpoint_sha)
+        found = client.search_runs([exp_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'",
+                                   max_results=1)
+        base_tags = {RUN_KEY_TAG: key, "model": model, "seed": seed,
+                     "git_commit": git_commit(),
+                     "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
+                     **(tags or {})}
+        if found:
+            handle = Run(client, found[0].info.run_id)
+            handle.set_tags({k: v for k, v in base_tags.items() if k not in found[0].data.tags})
+        else:
+            run = client.create_run(exp_id, run_name=f"{model}-seed{seed}",
+                                    tags={k: str(v) for k, v in base_tags.items()})
+            handle = Run(client, run.info.run_id)
+    if handle is None:
+        yield None
+        return
+    yield handle
+    with _best_effort("end of run"):
+        handle.client.set_terminated(handle.run_id)
+
+
+@contextmanager
+def suite_run(name: str, tags: dict | None = None) -> Iterator[Run | None]:
+    """A suite-level run (the report), keyed by ``name``."""
+    with model_run(name, 0, "suite", tags={"kind": "suite", **(tags or {})}) as run:
+        yield run

@@ -1,0 +1,180 @@
+"""The one training loop, and the ``train@<model>`` stage around it.
+
+Every family trains here: Adam, minibatches sliced from tensors that already
+sit on the device, the model's ``loss`` as the only objective. A variant that
+needs more (alternating theta/phi updates, an ex-post density) says so through
+the hooks of :class:`vaebench.models.base.Model`, never through checks here.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from vaebench import io, tracking
+from vaebench.config import Config, ConfigError, TrainConfig
+from vaebench.data import PreparedData, load_prepared
+from vaebench.devices import describe, resolve_device, seed_everything
+from vaebench.models import Model, build_model
+
+
+def _accumulate(sums: dict, terms: dict[str, torch.Tensor], loss: torch.Tensor, n: int) -> None:
+    sums["loss"] += loss.detach() * n
+    for k, v in terms.items():
+        sums[k] += v.detach() * n
+
+
+def evaluate_terms(model: Model, x: torch.Tensor, batch_size: int, step: int) -> dict[str, float]:
+    """Mean loss and named terms of ``model.loss`` over ``x`` (eval mode)."""
+    model.eval()
+    sums: dict = defaultdict(float)
+    with torch.set_grad_enabled(getattr(model, "loss_needs_grad", False)):
+        for xb in x.split(batch_size):
+            out = model.loss(xb, step)
+            _accumulate(sums, out.terms, out.loss, len(xb))
+    model.train()
+    return {k: float(v) / len(x) for k, v in sums.items()}
+
+
+def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed: int,
+        binarize: bool, desc: str = "train") -> list[dict]:
+    """Train ``model`` in place; return one row per epoch with train and test terms."""
+    gen = torch.Generator(device=data.device)
+    gen.manual_seed(seed)
+    opts = {name: torch.optim.Adam(params, lr=cfg.lr)
+            for name, params in model.optim_groups().items()}
+    x_test = data.test_inputs(binarize)
+    n, step, history = len(data.x_train), 0, []
+    model.train()
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=None, leave=False)
+    for epoch in bar:
+        sums: dict = defaultdict(float)
+        t0 = time.perf_counter()
+        for idx in torch.randperm(n, generator=gen, device=data.device).split(cfg.batch_size):
+            x = data.train_batch(idx, binarize, gen)
+            out = model.loss(x, step)
+            for opt in opts.values():
+                opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            for name in model.groups_to_step(step):
+                opts[name].step()
+            _accumulate(sums, out.terms, out.loss, len(idx))
+            step += 1
+        train_row = {k: float(v) / n for k, v in sums.items()}
+        seconds = time.perf_counter() - t0
+        history.append({"epoch": epoch, "step": step, "seconds": seconds,
+                        "examples_per_s": n / seconds, "train": train_row,
+                        "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)})
+        bar.set_postfix(loss=f"{train_row['loss']:.2f}")
+    model.after_fit(data, binarize)
+    return history
+
+
+def save_checkpoint(path: Path, model: Model, meta: dict) -> None:
+    """State dict + resolved config; plain tensors and primitives (loads with weights_only)."""
+    with io.atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
+                    "image_shape": list(model.image_shape), **meta}, tmp)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Model, dict]:
+    """Rebuild the model of a checkpoint written by :func:`save_checkpoint`."""
+    from vaebench.models import validate_model_config
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found; run the train stage first")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    cfg = validate_model_config(ckpt.get("model", path.parent.name), ckpt["config"])
+    model = build_model(cfg, tuple(ckpt["image_shape"])).to(device)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt
+
+
+def _curves_csv(path: Path, history: list[dict]) -> None:
+    keys = sorted({k for row in history for split in ("train", "test") for k in row[split]})
+    with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", *[f"{s}_{k}" for s in ("train", "test") for k in keys]])
+        for row in history:
+            w.writerow([row["epoch"], row["step"],
+                        *[f"{row[s].get(k, float('nan')):.6g}" for s in ("train", "test")
+                          for k in keys]])
+
+
+def summarise(per_seed: dict[int, dict]) -> dict:
+    """Mean over seeds of every numeric leaf (nested dicts kept)."""
+    first = next(iter(per_seed.values()))
+    out = {}
+    for k, v in first.items():
+        if isinstance(v, dict):
+            out[k] = summarise({s: r[k] for s, r in per_seed.items()})
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = sum(r[k] for r in per_seed.values()) / len(per_seed)
+    return out
+
+
+def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_path: Path,
+                plots_dir: Path) -> dict:
+    """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics."""
+    if name not in cfg.models:
+        raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
+    mcfg, tcfg = cfg.models[name], cfg.model_train(name)
+    device = resolve_device(tcfg.device or cfg.device, "train.device")
+    data = load_prepared(data_dir, device)
+    if data.meta["dataset"] != mcfg.dataset:
+        raise ConfigError(f"models.{name}.dataset is {mcfg.dataset!r} but {data_dir} holds "
+                          f"{data.meta['dataset']!r}")
+    epochs = tcfg.epochs_for(mcfg.dataset)
+    per_seed, histories = {}, {}
+    with io.atomic_dir(out_dir) as out_tmp, io.atomic_dir(plots_dir) as plots_tmp:
+        for seed in cfg.seeds:
+            seed_everything(seed, tcfg.deterministic, device)
+            model = build_model(mcfg, data.image_shape).to(device)
+            t0 = time.perf_counter()
+            history = fit(model, data, tcfg, epochs=epochs, seed=seed, binarize=mcfg.binarize,
+                          desc=f"{name} seed {seed}")
+            seconds = time.perf_counter() - t0
+            save_checkpoint(out_tmp / f"seed{seed}.pt", model,
+                            {"model": name, "seed": seed, "dataset": mcfg.dataset})
+            _curves_csv(plots_tmp / f"seed{seed}.csv", history)
+            last = history[-1]
+            per_seed[seed] = {"train": last["train"], "test": last["test"],
+                              "time_s": seconds, "examples_per_s": last["examples_per_s"]}
+            histories[seed] = history
+            print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
+                  f"({seconds:.1f} s on {describe(device)})")
+        n_params = sum(p.numel() for p in model.parameters())
+        io.write_json(out_tmp / "config.json", {"model": mcfg.model_dump(),
+                                                "train": tcfg.model_dump(), "epochs": epochs,
+                                                "seeds": cfg.seeds, "profile": cfg.profile})
+    metrics = {"model": name, "family": mcfg.family, "dataset": mcfg.dataset,
+               "profile": cfg.profile, "device": describe(device), "n_params": n_params,
+               "epochs": epochs, **summarise(per_seed),
+               "seeds": {str(s): r for s, r in per_seed.items()}}
+    io.write_json(metrics_path, metrics)
+    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta)
+    return metrics
+
+
+def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta):
+    for seed, result in per_seed.items():
+        ckpt = out_dir / f"seed{seed}.pt"
+        tags = {"family": mcfg.family, "dataset": mcfg.dataset, "profile": cfg.profile,
+                "device": metrics["device"]}
+        with tracking.model_run(name, seed, io.sha256_file(ckpt), tags) as run:
+            if run is None:
+                continue
+            run.log_params({"model": mcfg.model_dump(), "train": tcfg.model_dump(),
+                            "epochs": metrics["epochs"], "seed": seed,
+                            "data": {k: data_meta[k] for k in ("source", "n_train", "n_test")}})
+            for row in histories[seed]:
+                run.log_metrics({"train": row["train"], "test": row["test"]},
+                                prefix="curve", step=row["epoch"])
+            run.log_metrics({**result, "n_params": metrics["n_params"]}, prefix="final")
+            run.log_artifact(ckpt, "checkpoint")
+            run.log_artifact(out_dir / "config.json", "checkpoint")
