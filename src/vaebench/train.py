@@ -143,7 +143,10 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                             {"model": name, "seed": seed, "dataset": mcfg.dataset})
             _curves_csv(plots_tmp / f"seed{seed}.csv", history)
             last = history[-1]
+            model.eval()
+            diagnostics = model.diagnostics(data.test_inputs(mcfg.binarize))
             per_seed[seed] = {"train": last["train"], "test": last["test"],
+                              "diagnostics": diagnostics,
                               "time_s": seconds, "examples_per_s": last["examples_per_s"]}
             histories[seed] = history
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "

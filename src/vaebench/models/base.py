@@ -128,3 +128,12 @@ class Model(nn.Module):
 
     def after_fit(self, data, binarize: bool) -> None:
         """Called once after training, e.g. to fit an ex-post density on the codes."""
+
+    # --- optional capabilities ------------------------------------------------------
+    def exact_log_prob(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Exact log p(x) per example where it is tractable (linear-Gaussian models)."""
+        return None
+
+    def diagnostics(self, x: torch.Tensor) -> dict[str, float]:
+        """Family-specific numbers on test inputs, written to the train metrics."""
+        return {}
