@@ -211,10 +211,25 @@ def test_factor_vae_prunes_low_variance_dims():
     assert result["eval_accuracy"] == pytest.approx(0.8, abs=0.05)
 
 
+def test_factor_vae_normalises_by_the_global_std():
+    # Noisy codes (noise sd 0.3 in factor units) with dimension 1 scaled by 100:
+    # only after dividing by the global std does the fixed factor's dimension
+    # (variance 0.09 vs >= 0.75 for the others, in factor units) win every vote.
+    noise = np.random.default_rng(5)
+
+    def scaled(f):
+        codes = f + 0.3 * noise.normal(size=f.shape)
+        codes[:, 1] *= 100.0
+        return codes
+    result = factor_vae.compute(scaled, SMALL, np.random.default_rng(0), **FAST[factor_vae])
+    assert result["eval_accuracy"] >= 0.98
+
+
 def test_factor_vae_from_points_hand_example():
     # dim 0: votes {0: 1, 1: 1} -> factor 0 (tie: lowest); dim 1: {1: 2, 0: 1} -> 1.
-    result = factor_vae.factor_vae_from_points([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], [0, 1, 2], [0, 0, 2])
-    # Train: 1 + 2 of 5 right. Eval: dim 2 never voted in training -> wrong.
+    result = factor_vae.factor_vae_from_points([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], [0, 1, 2], [0, 0, 0])
+    # Train: 1 + 2 of 5 right. Eval: dim 1 predicts 1 (wrong); dim 2 never
+    # voted in training, so it predicts nothing (wrong, not factor 0).
     assert result == {"train_accuracy": pytest.approx(0.6), "eval_accuracy": pytest.approx(1 / 3)}
 
 
@@ -252,6 +267,11 @@ def test_disentanglement_completeness_hand_examples():
     assert disentanglement_completeness(np.ones((3, 3))) == pytest.approx((0.0, 0.0))
     # One dimension holds both factors: not disentangled, but complete.
     assert disentanglement_completeness(np.array([[1.0, 1.0], [0.0, 0.0]])) == pytest.approx((0.0, 1.0))
+    # rho = (0.9, 0.1): dim 0 is pure (1), dim 1 split evenly (0) -> D = 0.9;
+    # factor 0 is spread as (18/19, 1/19) over the dims, factor 1 is pure.
+    h2 = -(18 / 19 * np.log2(18 / 19) + 1 / 19 * np.log2(1 / 19))
+    expected = (0.9, ((1 - h2) + 1.0) / 2)
+    assert disentanglement_completeness(np.array([[0.9, 0.0], [0.05, 0.05]])) == pytest.approx(expected)
 
 
 # ----------------------------------------------------------------------- SAP
@@ -297,6 +317,16 @@ def test_sap_perfect_codes_reach_single_dimension_bound(kind):
     # The runner-up is an uninformative dimension: chance plus sampling noise
     # (binomial sd ~0.013 at 1000 test points).
     assert 0.85 * bound <= value <= bound + 0.02
+
+
+def test_sap_from_arrays_takes_the_runner_up():
+    # A binary factor in dims 0 and 1 (both perfect) and a constant dim 2: the
+    # gap between the two best dimensions is 0 (not top minus worst, 0.5).
+    factor = np.arange(200)[:, None] % 2
+    codes = np.hstack([factor, factor, np.zeros_like(factor)]).astype(float)
+    assert sap.sap_from_arrays(codes, factor, codes, factor)["sap"] == 0.0
+    # Dropping the copy leaves a gap of 1 - 0.5 (constant dim: one class).
+    assert sap.sap_from_arrays(codes[:, [0, 2]], factor, codes[:, [0, 2]], factor)["sap"] == 0.5
 
 
 def test_sap_uninformative_codes_score_zero():
