@@ -23,6 +23,19 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_rng(rng) -> np.random.Generator:
+    # Only a Generator makes the metric reproducible from the caller's seed.
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def check_nonnegative_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < np.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_factor_sizes(factor_sizes) -> tuple[int, ...]:
     sizes = tuple(factor_sizes)
     if not sizes:
@@ -38,13 +51,21 @@ def check_arrays(codes, factors, name: str = "codes") -> tuple[np.ndarray, np.nd
     codes = np.asarray(codes, dtype=float)
     factors = np.asarray(factors)
     if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors) or len(codes) == 0:
-        raise ValueError(
-            f"{name} must be (n, D) and factors (n, F) with the same n > 0, "
-            f"got shapes {codes.shape} and {factors.shape}"
-        )
+        raise ValueError(f"{name} must be (n, D) and factors (n, F) with the same n > 0, "
+                         f"got shapes {codes.shape} and {factors.shape}")
     if not np.all(np.isfinite(codes)):
         raise ValueError(f"{name} contain non-finite values")
     return codes, factors.astype(np.int64)
+
+
+def check_split(codes_train, factors_train, codes_test, factors_test):
+    """check_arrays on a train and a test split that must agree on D and F."""
+    codes_train, factors_train = check_arrays(codes_train, factors_train, "codes_train")
+    codes_test, factors_test = check_arrays(codes_test, factors_test, "codes_test")
+    if codes_train.shape[1] != codes_test.shape[1] or factors_train.shape[1] != factors_test.shape[1]:
+        raise ValueError(f"train and test splits disagree on D or F: {codes_train.shape}, "
+                         f"{factors_train.shape} vs {codes_test.shape}, {factors_test.shape}")
+    return codes_train, factors_train, codes_test, factors_test
 
 
 def sample_factors(factor_sizes, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -59,10 +80,8 @@ def encode(codes_fn, factors: np.ndarray) -> np.ndarray:
         chunk = factors[start:start + CHUNK_ROWS]
         codes = np.asarray(codes_fn(chunk), dtype=float)
         if codes.ndim != 2 or len(codes) != len(chunk):
-            raise ValueError(
-                f"codes_fn must return an (n, D) array for n={len(chunk)} factors, "
-                f"got shape {codes.shape}"
-            )
+            raise ValueError(f"codes_fn must return an (n, D) array for n={len(chunk)} factors, "
+                             f"got shape {codes.shape}")
         parts.append(codes)
     return np.concatenate(parts, axis=0)
 
@@ -100,14 +119,3 @@ def entropies(factors: np.ndarray) -> np.ndarray:
     """Plug-in entropy (nats) of every factor column, as I(f; f).  # (F,)"""
     return np.array([mutual_info_score(factors[:, j], factors[:, j]) for j in range(factors.shape[1])])
 
-
-def check_split(codes_train, factors_train, codes_test, factors_test):
-    """check_arrays on a train and a test split that must agree on D and F."""
-    codes_train, factors_train = check_arrays(codes_train, factors_train, "codes_train")
-    codes_test, factors_test = check_arrays(codes_test, factors_test, "codes_test")
-    if codes_train.shape[1] != codes_test.shape[1] or factors_train.shape[1] != factors_test.shape[1]:
-        raise ValueError(
-            f"train and test splits disagree on D or F: codes {codes_train.shape} vs "
-            f"{codes_test.shape}, factors {factors_train.shape} vs {factors_test.shape}"
-        )
-    return codes_train, factors_train, codes_test, factors_test

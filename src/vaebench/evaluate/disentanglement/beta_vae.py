@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from ._common import check_factor_sizes, check_positive_int, encode, sample_factors, seed_from
+from ._common import (
+    check_factor_sizes, check_positive_int, check_rng, encode, sample_factors, seed_from,
+)
 
 
 def beta_vae_from_points(features_train, labels_train, features_eval, labels_eval,
@@ -26,7 +28,8 @@ def beta_vae_from_points(features_train, labels_train, features_eval, labels_eva
     """Accuracy of a logistic regression from features (n, D) to factor labels (n,)."""
     features_train = np.asarray(features_train, dtype=float)
     features_eval = np.asarray(features_eval, dtype=float)
-    if features_train.ndim != 2 or features_eval.ndim != 2 or features_train.shape[1] != features_eval.shape[1]:
+    if (features_train.ndim != 2 or features_eval.ndim != 2
+            or features_train.shape[1] != features_eval.shape[1]):
         raise ValueError("features_train and features_eval must be (n, D) arrays with the same D")
     model = LogisticRegression(random_state=random_state)
     model.fit(features_train, labels_train)
@@ -53,6 +56,7 @@ def _points(codes_fn, factor_sizes, n: int, batch_size: int, rng: np.random.Gene
 def compute(codes_fn, factor_sizes, rng: np.random.Generator, *,
             batch_size: int = 64, num_train: int = 10000, num_eval: int = 5000) -> dict[str, float]:
     factor_sizes = check_factor_sizes(factor_sizes)
+    check_rng(rng)
     if len(factor_sizes) < 2:
         raise ValueError("factor_sizes must name at least two factors to classify between")
     batch_size = check_positive_int("batch_size", batch_size)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
-from ._common import check_factor_sizes, check_positive_int, check_split, sample_codes, seed_from
+from ._common import (
+    check_factor_sizes, check_positive_int, check_rng, check_split, sample_codes, seed_from,
+)
 
 
 def _one_minus_entropy(p: np.ndarray) -> np.ndarray:
@@ -73,6 +75,7 @@ def dci_from_arrays(codes_train, factors_train, codes_test, factors_test,
 def compute(codes_fn, factor_sizes, rng: np.random.Generator, *,
             num_train: int = 10000, num_test: int = 5000) -> dict[str, float]:
     factor_sizes = check_factor_sizes(factor_sizes)
+    check_rng(rng)
     num_train = check_positive_int("num_train", num_train)
     num_test = check_positive_int("num_test", num_test)
     codes_train, factors_train = sample_codes(codes_fn, factor_sizes, num_train, rng)

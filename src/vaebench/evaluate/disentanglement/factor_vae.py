@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import check_factor_sizes, check_positive_int, encode, sample_codes, sample_factors
+from ._common import (
+    check_factor_sizes, check_nonnegative_float, check_positive_int, check_rng, encode,
+    sample_codes, sample_factors,
+)
 
 
 def factor_vae_from_points(dims_train, labels_train, dims_eval, labels_eval) -> dict[str, float]:
     """Majority-vote accuracy of votes (voting dimension (n,), fixed factor (n,))."""
     dims_train, labels_train, dims_eval, labels_eval = (
         np.asarray(a, dtype=np.int64) for a in (dims_train, labels_train, dims_eval, labels_eval))
-    if len(dims_train) == 0 or len(dims_train) != len(labels_train) or len(dims_eval) != len(labels_eval):
+    if (min(len(dims_train), len(dims_eval)) == 0
+            or len(dims_train) != len(labels_train) or len(dims_eval) != len(labels_eval)):
         raise ValueError("votes and labels must be non-empty 1-D arrays of equal length")
     num_dims = max(dims_train.max(), dims_eval.max(initial=0)) + 1
     votes = np.zeros((num_dims, labels_train.max() + 1), dtype=np.int64)  # (D, F)
@@ -57,20 +61,22 @@ def compute(codes_fn, factor_sizes, rng: np.random.Generator, *,
             batch_size: int = 64, num_train: int = 10000, num_eval: int = 5000,
             num_variance_estimate: int = 10000, prune_threshold: float = 0.05) -> dict[str, float]:
     factor_sizes = check_factor_sizes(factor_sizes)
+    check_rng(rng)
     if len(factor_sizes) < 2:
         raise ValueError("factor_sizes must name at least two factors to classify between")
     batch_size = check_positive_int("batch_size", batch_size, minimum=2)  # ddof=1 variance
     num_train = check_positive_int("num_train", num_train)
     num_eval = check_positive_int("num_eval", num_eval)
-    num_variance_estimate = check_positive_int("num_variance_estimate", num_variance_estimate, minimum=2)
-    if not np.isfinite(prune_threshold) or prune_threshold < 0:
-        raise ValueError(f"prune_threshold must be a finite number >= 0, got {prune_threshold!r}")
+    num_variance_estimate = check_positive_int(
+        "num_variance_estimate", num_variance_estimate, minimum=2)
+    prune_threshold = check_nonnegative_float("prune_threshold", prune_threshold)
     codes, _ = sample_codes(codes_fn, factor_sizes, num_variance_estimate, rng)
     scale = np.std(codes, axis=0, ddof=1)  # (D,)
     active = (scale >= prune_threshold) & (scale > 0)  # a zero std cannot normalise
     if not active.any():
         return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0.0}
-    dims_train, labels_train = _votes(codes_fn, factor_sizes, num_train, batch_size, scale, active, rng)
+    dims_train, labels_train = _votes(codes_fn, factor_sizes, num_train, batch_size,
+                                      scale, active, rng)
     dims_eval, labels_eval = _votes(codes_fn, factor_sizes, num_eval, batch_size, scale, active, rng)
     scores = factor_vae_from_points(dims_train, labels_train, dims_eval, labels_eval)
     return {**scores, "num_active_dims": float(active.sum())}

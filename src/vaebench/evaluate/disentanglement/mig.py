@@ -20,13 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (
-    check_arrays,
-    check_factor_sizes,
-    check_positive_int,
-    discretize,
-    entropies,
-    mutual_info_matrix,
-    sample_codes,
+    check_arrays, check_factor_sizes, check_positive_int, check_rng, discretize, entropies,
+    mutual_info_matrix, sample_codes,
 )
 
 
@@ -47,6 +42,7 @@ def mig_from_arrays(codes, factors, n_bins: int = 20) -> dict[str, float]:
 def compute(codes_fn, factor_sizes, rng: np.random.Generator, *,
             num_train: int = 10000, n_bins: int = 20) -> dict[str, float]:
     factor_sizes = check_factor_sizes(factor_sizes)
+    check_rng(rng)
     num_train = check_positive_int("num_train", num_train)
     n_bins = check_positive_int("n_bins", n_bins)
     codes, factors = sample_codes(codes_fn, factor_sizes, num_train, rng)

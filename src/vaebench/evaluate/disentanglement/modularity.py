@@ -14,7 +14,10 @@ uniform samples; modularity on the training codes discretised into 20
 equal-width histogram bins per dimension, plug-in MI via
 sklearn.metrics.mutual_info_score (unnormalised, as in the reference); sklearn
 LogisticRegression with default settings, seeded from rng, fitted on the
-training codes. Classes absent from an evaluated split are skipped in the AUC.
+training codes (unscaled, so its L2 penalty makes explicitness depend on the
+codes' scale). Classes absent from an evaluated split are skipped in the AUC.
+Modularity uses unnormalised MI, whose plug-in bias grows with a factor's
+number of values: an uninformative code scores well above 0 (see the tests).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from ._common import (
-    check_factor_sizes, check_positive_int, check_split, discretize, mutual_info_matrix,
+    check_factor_sizes, check_positive_int, check_rng, check_split, discretize, mutual_info_matrix,
     sample_codes, seed_from,
 )
 
@@ -69,6 +72,7 @@ def modularity_explicitness_from_arrays(codes_train, factors_train, codes_test, 
 def compute(codes_fn, factor_sizes, rng: np.random.Generator, *,
             num_train: int = 10000, num_test: int = 5000, n_bins: int = 20) -> dict[str, float]:
     factor_sizes = check_factor_sizes(factor_sizes)
+    check_rng(rng)
     num_train = check_positive_int("num_train", num_train)
     num_test = check_positive_int("num_test", num_test)
     n_bins = check_positive_int("n_bins", n_bins)

@@ -10,11 +10,13 @@ predictable from one dimension only.
 Protocol (disentanglement_lib study defaults): num_train=10000, num_test=5000
 uniform samples; sklearn LinearSVC(C=0.01, class_weight="balanced") per pair,
 seeded from rng; score = test accuracy. A one-vs-rest linear classifier on one
-dimension can only cut the line into intervals and separates the extreme
-values of an ordered factor best, so a factor with many values stays far from
-accuracy 1 even in a perfect code, and the runner-up never drops below chance:
-the top of SAP's range is well below 1 (see the tests). With a single code
-dimension there is no runner-up and the gap is the best accuracy itself.
+dimension cuts the line into intervals and separates only the extreme values
+of an ordered factor from the rest, so a factor with many values stays far
+from accuracy 1 even in a perfect code, while an uninformative runner-up still
+scores about chance (1/K): the top of SAP's range is well below 1 (see the
+tests). C=0.01 is a penalty per sample on unscaled codes, so the score also
+depends on the code's scale and on num_train. With a single code dimension
+there is no runner-up and the gap is the best accuracy itself.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from ._common import check_factor_sizes, check_positive_int, check_split, sample_codes, seed_from
+from ._common import (
+    check_factor_sizes, check_positive_int, check_rng, check_split, sample_codes, seed_from,
+)
 
 
 def sap_score_matrix(codes_train, factors_train, codes_test, factors_test,
@@ -49,6 +53,7 @@ def sap_from_arrays(codes_train, factors_train, codes_test, factors_test,
 def compute(codes_fn, factor_sizes, rng: np.random.Generator, *,
             num_train: int = 10000, num_test: int = 5000) -> dict[str, float]:
     factor_sizes = check_factor_sizes(factor_sizes)
+    check_rng(rng)
     num_train = check_positive_int("num_train", num_train)
     num_test = check_positive_int("num_test", num_test)
     codes_train, factors_train = sample_codes(codes_fn, factor_sizes, num_train, rng)
