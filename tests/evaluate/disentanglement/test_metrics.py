@@ -92,7 +92,8 @@ def code_levels(kind: str, j: int, size: int) -> np.ndarray:
 @functools.lru_cache(maxsize=None)
 def score(metric, kind: str, sizes: tuple = None, seed: int = 0) -> dict:
     sizes = sizes or SIZES[metric]
-    return metric.compute(codes_fn_for(kind, len(sizes)), sizes, np.random.default_rng(seed), **FAST[metric])
+    codes_fn = codes_fn_for(kind, len(sizes))
+    return metric.compute(codes_fn, sizes, np.random.default_rng(seed), **FAST[metric])
 
 
 def binned_entropy_ratio(levels: np.ndarray, n_bins: int = 20) -> float:
@@ -114,7 +115,8 @@ def mig_bound(kind: str, sizes) -> float:
     # dimension is independent of factor j (MI ~0). The best MIG the protocol
     # allows is therefore mean_j H(bin_j) / H(f_j): 1 when every value has its
     # own bin, below 1 when 20 bins merge 40 orientations or 32 positions.
-    return float(np.mean([binned_entropy_ratio(code_levels(kind, j, k)) for j, k in enumerate(sizes)]))
+    ratios = [binned_entropy_ratio(code_levels(kind, j, k)) for j, k in enumerate(sizes)]
+    return float(np.mean(ratios))
 
 
 @pytest.mark.parametrize("kind", PERFECT)
@@ -127,9 +129,11 @@ def test_mig_perfect_codes_reach_binning_bound(kind):
 
 def test_mig_dsprites_sizes_are_capped_by_the_20_bins():
     bound = mig_bound("identity", DSPRITES)
-    # orientation: 40 values -> 20 bins of 2 (ratio log 20 / log 40 = 0.812);
-    # positions: 32 values -> 12 bins of 2 and 8 of 1 (ratio 0.850).
-    assert bound == pytest.approx((1 + 1 + np.log(20) / np.log(40) + 2 * 0.85000) / 5, abs=1e-4)
+    # orientation: 40 values -> 20 bins of 2: ratio log 20 / log 40 = 0.812;
+    # positions: 32 values -> 12 bins of 2 and 8 of 1:
+    # ratio (24/32 log 16 + 8/32 log 32) / log 32 = (0.75*4 + 0.25*5) / 5 = 0.85.
+    orientation = np.log(20) / np.log(40)
+    assert bound == pytest.approx((1 + 1 + orientation + 2 * 0.85) / 5)
     assert bound < 0.91  # a perfect code cannot score 1 under this protocol
     value = score(mig, "identity", DSPRITES)["mig"]
     assert 0.97 * bound <= value <= bound + 0.01
@@ -173,8 +177,8 @@ def test_beta_vae_uninformative_codes_score_chance(kind):
 
 def test_beta_vae_from_points_hand_example():
     labels = np.arange(40) % 2
-    features = np.stack([labels, 1 - labels], axis=1) + 0.1  # dim of the label is "small"
-    result = beta_vae.beta_vae_from_points(features, 1 - labels, features, 1 - labels)
+    features = np.stack([labels, 1 - labels], axis=1) + 0.1  # dim `label` is the small one
+    result = beta_vae.beta_vae_from_points(features, labels, features, labels)
     assert result == {"train_accuracy": 1.0, "eval_accuracy": 1.0}
 
 
@@ -195,7 +199,8 @@ def test_factor_vae_random_codes_score_chance():
 
 
 def test_factor_vae_constant_codes_have_no_active_dims():
-    assert score(factor_vae, "constant") == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0.0}
+    expected = {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0.0}
+    assert score(factor_vae, "constant") == expected
 
 
 def test_factor_vae_prunes_low_variance_dims():
@@ -227,7 +232,8 @@ def test_factor_vae_normalises_by_the_global_std():
 
 def test_factor_vae_from_points_hand_example():
     # dim 0: votes {0: 1, 1: 1} -> factor 0 (tie: lowest); dim 1: {1: 2, 0: 1} -> 1.
-    result = factor_vae.factor_vae_from_points([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], [0, 1, 2], [0, 0, 0])
+    result = factor_vae.factor_vae_from_points(
+        [0, 0, 1, 1, 1], [0, 1, 1, 1, 0], [0, 1, 2], [0, 0, 0])
     # Train: 1 + 2 of 5 right. Eval: dim 1 predicts 1 (wrong); dim 2 never
     # voted in training, so it predicts nothing (wrong, not factor 0).
     assert result == {"train_accuracy": pytest.approx(0.6), "eval_accuracy": pytest.approx(1 / 3)}
@@ -410,7 +416,8 @@ def test_num_train_must_be_positive(metric):
 @pytest.mark.parametrize("metric, param, value", [
     (beta_vae, "batch_size", 0), (beta_vae, "num_eval", -1),
     (factor_vae, "batch_size", 1), (factor_vae, "num_variance_estimate", 1),
-    (factor_vae, "prune_threshold", -0.1), (mig, "n_bins", 0), (mig, "num_train", 2.5),
+    (factor_vae, "prune_threshold", -0.1), (factor_vae, "prune_threshold", "0.05"),
+    (mig, "n_bins", 0), (mig, "num_train", 2.5),
     (dci, "num_test", 0), (sap, "num_test", True), (modularity, "n_bins", 0),
 ])
 def test_invalid_parameters_are_named(metric, param, value):
@@ -422,6 +429,12 @@ def test_invalid_parameters_are_named(metric, param, value):
 def test_invalid_factor_sizes(sizes, match):
     with pytest.raises(ValueError, match=match):
         mig.compute(codes_fn_for("identity", 2), sizes, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("metric", ALL, ids=IDS)
+def test_rng_must_be_a_generator(metric):
+    with pytest.raises(TypeError, match="rng"):
+        metric.compute(codes_fn_for("identity", 5), SMALL, 0)
 
 
 def test_bad_codes_are_reported():

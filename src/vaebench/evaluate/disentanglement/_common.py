@@ -23,11 +23,10 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_rng(rng) -> np.random.Generator:
+def check_rng(rng) -> None:
     # Only a Generator makes the metric reproducible from the caller's seed.
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    return rng
 
 
 def check_nonnegative_float(name: str, value) -> float:

@@ -58,10 +58,10 @@ def modularity_explicitness_from_arrays(codes_train, factors_train, codes_test, 
         codes_train, factors_train, codes_test, factors_test)
     modularity = modularity_from_mi(mutual_info_matrix(discretize(codes_train, n_bins), factors_train))
     auc_train, auc_test = [], []
-    for j in range(factors_train.shape[1]):
-        model = LogisticRegression(random_state=random_state).fit(codes_train, factors_train[:, j])
-        auc_train.append(_mean_auc(factors_train[:, j], model.predict_proba(codes_train), model.classes_))
-        auc_test.append(_mean_auc(factors_test[:, j], model.predict_proba(codes_test), model.classes_))
+    for y_train, y_test in zip(factors_train.T, factors_test.T):
+        model = LogisticRegression(random_state=random_state).fit(codes_train, y_train)
+        auc_train.append(_mean_auc(y_train, model.predict_proba(codes_train), model.classes_))
+        auc_test.append(_mean_auc(y_test, model.predict_proba(codes_test), model.classes_))
     return {
         "modularity": modularity,
         "explicitness_train": float(np.mean(auc_train)),
