@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import time
+from io import BytesIO
 from collections import defaultdict
 from pathlib import Path
 
@@ -77,9 +78,11 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
 
 def save_checkpoint(path: Path, model: Model, meta: dict) -> None:
     """State dict + resolved config; plain tensors and primitives (loads with weights_only)."""
+    buffer = BytesIO()  # not the temp file: torch names the archive after the file
+    torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
+                "image_shape": list(model.image_shape), **meta}, buffer)
     with io.atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
-                    "image_shape": list(model.image_shape), **meta}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Model, dict]:
