@@ -11,8 +11,6 @@ import torch
 from vaebench.config import TrainConfig
 from vaebench.train import fit
 
-from varopt_fixtures import tiny_data, tiny_model  # noqa: E402  (tests/models/)
-
 
 def states_seen_by_fit(model, data, steps=4, batch=16):
     """Parameters at the start of each training step, and after the last one."""
@@ -36,10 +34,10 @@ def moved(before, after, prefix):
     return {k: not torch.equal(before[k], after[k]) for k in names}
 
 
-def test_alternating_steps_theta_then_phi():
-    model = tiny_model(optimisation="alternating")
+def test_alternating_steps_theta_then_phi(tiny):
+    model = tiny.model(optimisation="alternating")
     assert set(model.optim_groups()) == {"theta", "phi"}
-    seen = states_seen_by_fit(model, tiny_data())
+    seen = states_seen_by_fit(model, tiny.data())
     for step, (before, after) in enumerate(zip(seen[:-1], seen[1:])):
         theta, phi = moved(before, after, "decoder."), moved(before, after, "encoder.")
         if step % 2 == 0:   # theta step: phi bit-identical, every decoder tensor moved
@@ -48,17 +46,17 @@ def test_alternating_steps_theta_then_phi():
             assert all(phi.values()) and not any(theta.values()), f"step {step}"
 
 
-def test_joint_steps_both():
-    model = tiny_model()
+def test_joint_steps_both(tiny):
+    model = tiny.model()
     assert set(model.optim_groups()) == {"all"}
-    seen = states_seen_by_fit(model, tiny_data())
+    seen = states_seen_by_fit(model, tiny.data())
     for before, after in zip(seen[:-1], seen[1:]):
         assert all(moved(before, after, "decoder.").values())
         assert all(moved(before, after, "encoder.").values())
 
 
-def test_groups_partition_the_parameters():
-    model = tiny_model(optimisation="alternating")
+def test_groups_partition_the_parameters(tiny):
+    model = tiny.model(optimisation="alternating")
     groups = model.optim_groups()
     ids = [id(p) for params in groups.values() for p in params]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
@@ -66,19 +64,16 @@ def test_groups_partition_the_parameters():
 
 
 @pytest.mark.parametrize("family", ["vae", "beta_vae"])
-def test_every_vae_family_takes_the_options(family):
-    model = tiny_model(family, optimisation="alternating", gradient="score_function", n_samples=2,
+def test_every_vae_family_takes_the_options(tiny, family):
+    model = tiny.model(family, optimisation="alternating", gradient="score_function", n_samples=2,
                        baseline="leave_one_out")
     assert model.groups_to_step(0) == ["theta"] and model.groups_to_step(1) == ["phi"]
-    out = model.loss(torch.ones(4, 1, 8, 8), 0)
+    out = model.loss(torch.ones(4, *tiny.shape), 0)
     assert torch.isfinite(out.loss)
 
 
-def test_the_default_suite_declares_the_variants():
-    from pathlib import Path
-
-    from vaebench.config import load_config
-    cfg = load_config(Path(__file__).parents[2] / "params.yaml")
+def test_the_default_suite_declares_the_variants(tiny_config):
+    cfg = tiny_config                        # the real params.yaml (tests/conftest.py)
     score, alt, svi = (cfg.models[k] for k in ("mnist_vae_score", "mnist_vae_alternating",
                                                "mnist_svi_vae"))
     assert (score.gradient, score.baseline, score.n_samples) == ("score_function", "leave_one_out", 2)

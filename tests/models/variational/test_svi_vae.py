@@ -9,12 +9,13 @@ from vaebench.config import TrainConfig
 from vaebench.models.base import diagonal_gaussian
 from vaebench.train import fit, load_checkpoint, save_checkpoint
 
-from varopt_fixtures import SHAPE, tiny_data, tiny_model  # noqa: E402  (tests/models/)
 
-
-def svi(**options):
-    return tiny_model("svi_vae", **{"inner_steps": 3, "inner_lr": 0.1, "test_steps": 60,
-                                    "test_lr": 0.1, **options})
+@pytest.fixture(scope="module")
+def svi(tiny):
+    def make(**options):
+        return tiny.model("svi_vae", **{"inner_steps": 3, "inner_lr": 0.1, "test_steps": 60,
+                                        "test_lr": 0.1, **options})
+    return make
 
 
 def elbo(model, x, lam, n=256, seed=0):
@@ -27,20 +28,20 @@ def elbo(model, x, lam, n=256, seed=0):
 
 
 @pytest.fixture(scope="module")
-def trained_state():
+def trained_state(tiny, svi):
     """Decoder weights that have learnt the four prototypes, so that z matters."""
-    data, model = tiny_data(), svi()
+    data, model = tiny.data(), svi()
     fit(model, data, TrainConfig(epochs=10, batch_size=16, lr=0.01), epochs=10, seed=0,
         binarize=True)
     return model.state_dict()
 
 
 @pytest.fixture
-def trained(trained_state):
+def trained(tiny, svi, trained_state):
     def make(**options):
         model = svi(**options)
         model.load_state_dict(trained_state)
-        return tiny_data(), model
+        return tiny.data(), model
     return make
 
 
@@ -66,8 +67,8 @@ def test_svi_step_increases_the_per_datapoint_elbo(trained):
     assert (elbo(model, x, lam) - after_lambda).mean() > 0
 
 
-def test_fit_passes_indices_and_every_row_is_fitted():
-    data, model = tiny_data(), svi()
+def test_fit_passes_indices_and_every_row_is_fitted(tiny, svi):
+    data, model = tiny.data(), svi()
     history = fit(model, data, TrainConfig(epochs=2, batch_size=16), epochs=2, seed=0, binarize=True)
     assert model.lam.shape == (64, 6)
     assert (model.lam != 0).any(dim=1).all(), "some training example was never visited"
@@ -101,8 +102,8 @@ def test_test_time_inference_is_chunked_per_datapoint(trained):
     assert gap.abs().mean() < 0.5
 
 
-def test_checkpoint_round_trip_without_the_table(tmp_path):
-    data, model = tiny_data(), svi()
+def test_checkpoint_round_trip_without_the_table(tiny, svi, tmp_path):
+    data, model = tiny.data(), svi()
     fit(model, data, TrainConfig(epochs=1, batch_size=32), epochs=1, seed=0, binarize=True)
     save_checkpoint(tmp_path / "seed0.pt", model, {"model": "t"})
     loaded, _ = load_checkpoint(tmp_path / "seed0.pt")
@@ -111,13 +112,13 @@ def test_checkpoint_round_trip_without_the_table(tmp_path):
     torch.testing.assert_close(loaded.encode(x).mean, model.encode(x).mean)
 
 
-def test_training_step_needs_the_table():
+def test_training_step_needs_the_table(tiny, svi):
     model = svi()
     with pytest.raises(RuntimeError, match="before_fit"):
-        model.loss(torch.ones(2, *SHAPE), 0, index=torch.tensor([0, 1]))
+        model.loss(torch.ones(2, *tiny.shape), 0, index=torch.tensor([0, 1]))
 
 
-def test_svi_rejects_options_it_cannot_honour():
+def test_svi_rejects_options_it_cannot_honour(svi):
     from vaebench.config import ConfigError
     for bad in ({"gradient": "score_function"}, {"optimisation": "alternating"}, {"test_steps": 0}):
         with pytest.raises(ConfigError):

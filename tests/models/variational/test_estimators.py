@@ -18,8 +18,6 @@ from torch.distributions import Independent, Normal
 from vaebench.config import ConfigError
 from vaebench.models.estimators import ESTIMATORS, gradient_variance
 
-from varopt_fixtures import SHAPE, tiny_model  # noqa: E402  (tests/models/)
-
 MU, SIGMA, A = 0.7, 1.3, -0.4
 R = 20_000      # independent gradient draws
 S = 4           # samples per draw
@@ -97,17 +95,18 @@ def test_gradient_variance_matches_the_closed_form():
 
 # --- the VAE family ---------------------------------------------------------------------
 
-def tiny_vae(**options):
-    return tiny_model("vae", **options)
+@pytest.fixture
+def vae(tiny):
+    return lambda **options: tiny.model("vae", **options)
 
 
-def binary_batch(n=16, seed=0):
+def binary_batch(n=16, seed=0, shape=(1, 8, 8)):
     g = torch.Generator().manual_seed(seed)
-    return torch.bernoulli(torch.full((n, *SHAPE), 0.4), generator=g)
+    return torch.bernoulli(torch.full((n, *shape), 0.4), generator=g)
 
 
-def test_default_vae_loss_is_the_one_sample_reparameterised_elbo():
-    model, x = tiny_vae(), binary_batch()
+def test_default_vae_loss_is_the_one_sample_reparameterised_elbo(vae):
+    model, x = vae(), binary_batch()
     torch.manual_seed(3)
     out = model.loss(x, 0)
     torch.manual_seed(3)
@@ -118,8 +117,8 @@ def test_default_vae_loss_is_the_one_sample_reparameterised_elbo():
     assert torch.equal(out.loss, (recon + kl).mean())
 
 
-def test_score_function_vae_keeps_the_pathwise_decoder_gradient():
-    model, x = tiny_vae(gradient="score_function", n_samples=3, baseline="leave_one_out"), binary_batch()
+def test_score_function_vae_keeps_the_pathwise_decoder_gradient(vae):
+    model, x = vae(gradient="score_function", n_samples=3, baseline="leave_one_out"), binary_batch()
     torch.manual_seed(5)
     out = model.loss(x, 0)
     dec = list(model.decoder.parameters())
@@ -136,15 +135,15 @@ def test_score_function_vae_keeps_the_pathwise_decoder_gradient():
     torch.testing.assert_close(out.loss, ref + kl)         # value: the Monte Carlo -ELBO
 
 
-def test_diagnostics_report_both_estimators_variances():
-    model, x = tiny_vae(n_samples=4, grad_var_repeats=16), binary_batch(32)
+def test_diagnostics_report_both_estimators_variances(vae):
+    model, x = vae(n_samples=4, grad_var_repeats=16), binary_batch(32)
     d = model.diagnostics(x)
     assert d["grad_var_score_function"] > d["grad_var_reparam"] > 0
     assert d["grad_var_score_function_loo"] < d["grad_var_score_function"]
     assert d["grad_var_ratio_score_function_to_reparam"] == pytest.approx(
         d["grad_var_score_function"] / d["grad_var_reparam"])
-    assert tiny_vae(grad_var_repeats=0).diagnostics(x) == {}
-    assert "grad_var_score_function_loo" not in tiny_vae(grad_var_repeats=4).diagnostics(x)
+    assert vae(grad_var_repeats=0).diagnostics(x) == {}
+    assert "grad_var_score_function_loo" not in vae(grad_var_repeats=4).diagnostics(x)
 
 
 @pytest.mark.parametrize("options,message", [
@@ -156,6 +155,6 @@ def test_diagnostics_report_both_estimators_variances():
     ({"optimisation": "sequential"}, "optimisation"),
     ({"grad_var_repeats": 1}, "grad_var_repeats"),
 ])
-def test_bad_options_are_config_errors(options, message):
+def test_bad_options_are_config_errors(vae, options, message):
     with pytest.raises(ConfigError, match=message):
-        tiny_vae(**options)
+        vae(**options)

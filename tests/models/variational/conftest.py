@@ -1,7 +1,10 @@
-"""Tiny data and models shared by the variational-family tests (not a conftest, so that
-other test folders' fixtures stay independent)."""
+"""Tiny data and models for the variational-family tests (gradient estimators,
+theta/phi schedules, per-datapoint SVI)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 import torch
 
 from vaebench.data.base import PreparedData
@@ -10,7 +13,7 @@ from vaebench.models import build_model, validate_model_config
 SHAPE = (1, 8, 8)
 
 
-def tiny_data(n_train=64, n_test=16, seed=0) -> PreparedData:
+def prototype_data(n_train=64, n_test=16, seed=0) -> PreparedData:
     """Binary 8x8 images: four random prototypes with 5% of the pixels flipped."""
     g = torch.Generator().manual_seed(seed)
     protos = torch.bernoulli(torch.full((4, *SHAPE), 0.5), generator=g)
@@ -29,3 +32,10 @@ def tiny_model(family="vae", **options):
                                       "latent_dim": 3, "hidden": [16, 16], **options})
     torch.manual_seed(0)
     return build_model(cfg, SHAPE)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """``tiny.shape`` (1, 8, 8); ``tiny.data(...)`` prototype images as PreparedData;
+    ``tiny.model(family, **options)`` an MLP model (hidden 16-16, latent 3), seeded."""
+    return SimpleNamespace(shape=SHAPE, data=prototype_data, model=tiny_model)
