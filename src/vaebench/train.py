@@ -47,6 +47,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     """Train ``model`` in place; return one row per epoch with train and test terms."""
     gen = torch.Generator(device=data.device)
     gen.manual_seed(seed)
+    model.before_fit(data, binarize)
     opts = {name: torch.optim.Adam(params, lr=cfg.lr)
             for name, params in model.optim_groups().items()}
     x_test = data.test_inputs(binarize)
