@@ -92,7 +92,8 @@ class AE(Model):
         MLP autoencoder then stays at the marginal's ~208 nats for most of its epochs.
         The output layer is per pixel (mlp) or per channel (conv64: the mean over pixels).
         """
-        mean = data.x_train.float().mean(0) / data.max_value           # (C, H, W)
+        n = len(data.x_train)                                          # (no float copy of the set)
+        mean = data.x_train.sum(0, dtype=torch.float64).float() / (n * data.max_value)  # (C, H, W)
         bias = self.decoder.net[-1].bias
         if bias.numel() != mean.numel():
             mean = mean.mean((1, 2))                                   # (C,)
