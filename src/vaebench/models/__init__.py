@@ -10,12 +10,18 @@ from typing import Any
 from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.iwae import IWAE
+from vaebench.models.linear_vae import LinearVAE
+from vaebench.models.ppca import PPCA
 from vaebench.models.vae import VAE
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
     "vae": VAE,
     "beta_vae": BetaVAE,
+    "iwae": IWAE,
+    "linear_vae": LinearVAE,
+    "ppca": PPCA,
 }
 
 

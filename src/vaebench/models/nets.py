@@ -91,6 +91,6 @@ def build_backbone(name: str, image_shape, enc_out: int, latent_dim: int,
     enc_cls, dec_cls, default_hidden, check = BACKBONES[name]
     if check:
         check(image_shape)
-    hidden = tuple(hidden or default_hidden)
+    hidden = tuple(default_hidden if hidden is None else hidden)   # (): no hidden layer (linear MLP)
     return (enc_cls(image_shape, enc_out, hidden),
             dec_cls(latent_dim, image_shape, dec_channels, hidden))
