@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import time
+from io import BytesIO
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from vaebench.config import Config, ConfigError, TrainConfig
 from vaebench.data import PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import Model, build_model
+from vaebench.runs import summarise
 
 
 def _accumulate(sums: dict, terms: dict[str, torch.Tensor], loss: torch.Tensor, n: int) -> None:
@@ -84,9 +86,11 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
 
 def save_checkpoint(path: Path, model: Model, meta: dict) -> None:
     """State dict + resolved config; plain tensors and primitives (loads with weights_only)."""
+    buffer = BytesIO()  # not the temp file: torch names the archive after the file
+    torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
+                "image_shape": list(model.image_shape), **meta}, buffer)
     with io.atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
-                    "image_shape": list(model.image_shape), **meta}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Model, dict]:
@@ -112,18 +116,6 @@ def _curves_csv(path: Path, history: list[dict]) -> None:
             w.writerow([row["epoch"], row["step"],
                         *[f"{row[s].get(k, float('nan')):.6g}" for s in ("train", "test")
                           for k in keys]])
-
-
-def summarise(per_seed: dict[int, dict]) -> dict:
-    """Mean over seeds of every numeric leaf (nested dicts kept)."""
-    first = next(iter(per_seed.values()))
-    out = {}
-    for k, v in first.items():
-        if isinstance(v, dict):
-            out[k] = summarise({s: r[k] for s, r in per_seed.items()})
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[k] = sum(r[k] for r in per_seed.values()) / len(per_seed)
-    return out
 
 
 def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_path: Path,
