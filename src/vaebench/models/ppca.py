@@ -74,4 +74,5 @@ class PPCA(LinearVAE):
     def loss(self, x, step):
         """-log p(x), the maximum-likelihood objective; the ELBO terms are logged beside it."""
         terms = super().loss(x, step).terms
-        return LossTerms(-terms["log_px"], terms)
+        log_px = self.exact_log_prob(x).mean()
+        return LossTerms(-log_px, {**terms, "log_px": log_px})
