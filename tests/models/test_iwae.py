@@ -114,3 +114,10 @@ def test_k_must_be_a_positive_integer(k):
     with pytest.raises(ConfigError, match=r"models\.m\.k"):
         validate_model_config("m", {"family": "iwae", "dataset": "mnist", "backbone": "mlp",
                                     "latent_dim": 4, "k": k})
+
+
+@pytest.mark.parametrize("bad", [{"gradient": "score_function"}, {"n_samples": 2}])
+def test_iwae_rejects_estimator_options_its_bound_does_not_use(bad):
+    with pytest.raises(ConfigError, match=rf"models\.m\.{next(iter(bad))}"):
+        validate_model_config("m", {"family": "iwae", "dataset": "mnist", "backbone": "mlp",
+                                    "latent_dim": 4, **bad})

@@ -94,7 +94,7 @@ def test_variance_floor_holds_even_when_training_drives_it_down(floor):
 def test_isotropic_gaussian_learns_one_variance_above_the_floor():
     cfg = _cfg("gaussian_isotropic", likelihood_sigma=0.3, likelihood_min_variance=0.02)
     lik = LIKELIHOODS["gaussian_isotropic"](cfg)
-    assert float(lik.variance) == pytest.approx(0.09, rel=1e-5)       # starts at sigma^2
+    assert float(lik.variance.detach()) == pytest.approx(0.09, rel=1e-5)   # starts at sigma^2
     mean, x = torch.randn(2, *SHAPE), torch.rand(2, *SHAPE)
     var = lik.variance.expand_as(mean)
     assert torch.allclose(lik(mean).log_prob(x), _gaussian_log_prob(x, mean, var), rtol=1e-5)
@@ -104,7 +104,7 @@ def test_isotropic_gaussian_learns_one_variance_above_the_floor():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert 0.02 <= float(lik.variance) < 0.022
+    assert 0.02 <= float(lik.variance.detach()) < 0.022
 
 
 def test_learned_noise_level_is_a_model_parameter_saved_in_the_state_dict():

@@ -101,7 +101,7 @@ def test_closed_form_kl_equals_the_monte_carlo_kl(prior):
             model.prior_net.log_scale.copy_(torch.tensor([-0.5, 0.4, 0.1]))
     with torch.no_grad():
         q = model.encode(_x(3))
-        closed = model.kl(q, q.rsample())                                  # (B,) closed form
+        closed = model.kl(q)                                               # (B,) closed form
         assert torch.allclose(closed, kl_divergence(q, model.prior()))
         n = 20000
         z = q.sample((n,))                                                 # (n, B, D)
@@ -116,17 +116,19 @@ def test_mixture_priors_take_the_monte_carlo_kl_at_the_same_samples(prior):
     torch.manual_seed(0)
     model = _model(prior=prior, prior_components=3)
     q = model.encode(_x())
-    z = q.rsample()
-    expected = q.log_prob(z) - model.prior().log_prob(z)
+    z = q.rsample((4,))                                                    # (S, B, D)
+    expected = (q.log_prob(z) - model.prior().log_prob(z)).mean(0)         # (B,)
     assert torch.allclose(model.kl(q, z), expected)
     # and the loss uses it: recon + KL at the very same z
     torch.manual_seed(1)
     out = model.loss(_x(), 0)
     torch.manual_seed(1)
     q = model.encode(_x())
-    z = q.rsample()
-    by_hand = -model.decode(z).log_prob(_x()) + q.log_prob(z) - model.prior().log_prob(z)
+    z = q.rsample((1,))
+    recon = -model.decode(z).log_prob(_x())
+    by_hand = recon + q.log_prob(z) - model.prior().log_prob(z)
     assert torch.allclose(out.loss, by_hand.mean(), rtol=1e-5)
+    assert torch.allclose(out.terms["recon"], recon.mean(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("prior", LEARNED)
@@ -144,3 +146,38 @@ def test_bad_prior_options_are_config_errors(bad, match):
     with pytest.raises(ConfigError, match=match):
         validate_model_config("m", {"family": "vae", "dataset": "mnist", "backbone": "mlp",
                                     "latent_dim": 3, **bad})
+
+
+@pytest.mark.parametrize("options", [{"gradient": "reparam"},
+                                     {"gradient": "score_function", "n_samples": 3,
+                                      "baseline": "leave_one_out"}])
+def test_mixture_priors_work_with_every_gradient_estimator(options):
+    """The Monte Carlo KL joins the estimator's integrand: the score-function estimator
+    differentiates it too, and the prior still gets its pathwise gradient."""
+    torch.manual_seed(0)
+    model = _model(prior="mog", prior_components=3, **options)
+    out = model.loss(_x(), 0)
+    out.loss.backward()
+    assert torch.allclose(out.loss, -out.terms["elbo"], rtol=1e-5)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prior_net.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+
+
+def test_gradient_variance_diagnostic_handles_priors_without_closed_form_kl():
+    torch.manual_seed(0)
+    model = _model(prior="vamp", prior_components=3, grad_var_repeats=2)
+    out = model.diagnostics(_x())
+    assert out["grad_var_reparam"] > 0 and out["grad_var_score_function"] > 0
+
+
+def test_svi_vae_takes_learned_priors_but_not_the_vampprior():
+    torch.manual_seed(0)
+    model = _model("svi_vae", prior="mog", prior_components=3)
+    lam = torch.zeros(5, 6, requires_grad=True)                          # (B, 2D) at N(0, I)
+    elbo = model.local_elbo(_x(), lam)
+    assert elbo.shape == (5,) and torch.isfinite(elbo).all()
+    elbo.sum().backward()
+    assert lam.grad.abs().sum() > 0 and model.prior_net.logits.grad is not None
+    with pytest.raises(ConfigError, match=r"models\.m\.prior"):
+        validate_model_config("m", {"family": "svi_vae", "dataset": "mnist", "backbone": "mlp",
+                                    "latent_dim": 3, "prior": "vamp"})

@@ -13,12 +13,14 @@ from vaebench.models.beta_vae import BetaVAE
 from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
+from vaebench.models.svi_vae import SVIVAE
 from vaebench.models.vae import VAE
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
     "vae": VAE,
     "beta_vae": BetaVAE,
+    "svi_vae": SVIVAE,
     "iwae": IWAE,
     "linear_vae": LinearVAE,
     "ppca": PPCA,

@@ -27,6 +27,8 @@ from vaebench.models.vae import VAE, VAEConfig
 class IWAEConfig(VAEConfig):
     family: Literal["iwae"] = "iwae"
     k: PositiveInt = 5          # importance samples per example (1: the VAE's ELBO)
+    gradient: Literal["reparam"] = "reparam"   # the bound is differentiated pathwise
+    n_samples: Literal[1] = 1                  # the samples per example are ``k``
 
 
 class IWAE(VAE):

@@ -31,6 +31,8 @@ from vaebench.models.linear_vae import LinearVAE, LinearVAEConfig
 class PPCAConfig(LinearVAEConfig):
     family: Literal["ppca"] = "ppca"
     likelihood: Literal["gaussian"] = "gaussian"   # sigma is set by the fit
+    optimisation: Literal["joint"] = "joint"       # no gradient steps at all
+    grad_var_repeats: Literal[0] = 0               # no encoder training to diagnose
 
 
 class PPCA(LinearVAE):
