@@ -48,8 +48,9 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     gen = torch.Generator(device=data.device)
     gen.manual_seed(seed)
     model.before_fit(data, binarize)
+    epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
     opts = {name: torch.optim.Adam(params, lr=cfg.lr)
-            for name, params in model.optim_groups().items()}
+            for name, params in model.optim_groups().items()} if epochs else {}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []
     model.train()
@@ -74,7 +75,14 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
                         "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)
                         if model.eval_every_epoch or epoch == epochs else {}})
         bar.set_postfix(loss=f"{train_row['loss']:.2f}")
+    t0 = time.perf_counter()
     model.after_fit(data, binarize)
+    if not history:  # nothing trained by gradient: one row, evaluated after the fit
+        seconds = time.perf_counter() - t0
+        x_train = data.train_batch(torch.arange(n, device=data.device), binarize, gen)
+        history.append({"epoch": 0, "step": 0, "seconds": seconds, "examples_per_s": n / seconds,
+                        "train": evaluate_terms(model, x_train, cfg.eval_batch_size, 0),
+                        "test": evaluate_terms(model, x_test, cfg.eval_batch_size, 0)})
     return history
 
 

@@ -10,6 +10,9 @@ from typing import Any
 from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.iwae import IWAE
+from vaebench.models.linear_vae import LinearVAE
+from vaebench.models.ppca import PPCA
 from vaebench.models.svi_vae import SVIVAE
 from vaebench.models.cae import CAE
 from vaebench.models.dae import DAE
@@ -26,6 +29,9 @@ MODELS: dict[str, type[Model]] = {
     "vae": VAE,
     "beta_vae": BetaVAE,
     "svi_vae": SVIVAE,
+    "iwae": IWAE,
+    "linear_vae": LinearVAE,
+    "ppca": PPCA,
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import PositiveInt, model_validator
+from pydantic import PositiveFloat, PositiveInt, model_validator
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, constraints
 
@@ -28,13 +28,17 @@ class ModelConfig(Strict):
     backbone: Literal["mlp", "conv64"]
     latent_dim: PositiveInt
     hidden: list[PositiveInt] | None = None   # backbone widths (None: the backbone's default)
-    likelihood: Literal["bernoulli"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "gaussian_isotropic",
+                        "gaussian_learned"] = "bernoulli"     # keys of LIKELIHOODS
+    likelihood_sigma: PositiveFloat = 1.0          # gaussian: fixed sigma; gaussian_isotropic: initial
+    likelihood_min_variance: PositiveFloat = 1e-3  # floor on a learned sigma^2 (gaussian_isotropic/_learned)
     binarize: bool = True      # dynamic binarisation of training batches (intensity datasets)
     train: dict[str, Any] = {}  # overrides of the ``train`` section for this model
 
     @model_validator(mode="after")
-    def _hidden_fits_backbone(self):
+    def _check_backbone_and_likelihood(self):
         check_hidden(self.backbone, self.hidden)
+        LIKELIHOODS[self.likelihood].validate_config(self)
         return self
 
 
@@ -81,6 +85,8 @@ class Model(nn.Module):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     # has a decoder likelihood and a prior, so log p(x) can be estimated
     probabilistic: ClassVar[bool] = False
+    # trained by gradient steps; False: fitted in closed form in ``after_fit`` (no epochs run)
+    trainable: ClassVar[bool] = True
     enc_out_factor: ClassVar[int] = 1   # encoder outputs enc_out_factor * latent_dim numbers
     # training calls loss(x, step, index=idx) with the examples' training-set indices
     # (per-datapoint variational parameters); evaluation calls loss(x, step)
@@ -93,7 +99,7 @@ class Model(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.image_shape = tuple(image_shape)
-        self.likelihood = LIKELIHOODS[cfg.likelihood]()
+        self.likelihood = LIKELIHOODS[cfg.likelihood](cfg)
         self.encoder, self.decoder = build_backbone(
             cfg.backbone, image_shape, self.enc_out_factor * cfg.latent_dim, cfg.latent_dim,
             self.likelihood.n_maps, cfg.hidden)

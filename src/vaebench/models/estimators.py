@@ -102,7 +102,7 @@ def estimator_variances(model, x: torch.Tensor, repeats: int, batch: int = 32) -
     """Gradient variance of the negative ELBO w.r.t. the encoder parameters phi under each
     estimator, on the same model state and the same minibatch ``x[:batch]``.
 
-    ``model`` is a VAE-family model (``encoder``, ``encode``, ``prior``,
+    ``model`` is a VAE-family model (``encoder``, ``encode``, ``kl``,
     ``expected_log_lik(q, x, gradient, baseline)``, ``cfg.n_samples``); every
     estimator uses the model's ``n_samples``. Returns ``grad_var_<estimator>``
     (total variance, :func:`gradient_variance`) for reparam, score_function
@@ -121,7 +121,7 @@ def estimator_variances(model, x: torch.Tensor, repeats: int, batch: int = 32) -
 
     def neg_elbo(gradient: str, baseline: str) -> torch.Tensor:
         q = model.encode(xb)
-        kl = torch.distributions.kl_divergence(q, model.prior())
+        kl = model.kl(q)
         return (kl - model.expected_log_lik(q, xb, gradient, baseline)).mean()
 
     with torch.enable_grad():

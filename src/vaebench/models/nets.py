@@ -104,6 +104,6 @@ def build_backbone(name: str, image_shape, enc_out: int, latent_dim: int,
     if check:
         check(image_shape)
     check_hidden(name, hidden)
-    hidden = tuple(default_hidden if hidden is None else hidden)
+    hidden = tuple(default_hidden if hidden is None else hidden)   # (): no hidden layer (linear MLP)
     return (enc_cls(image_shape, enc_out, hidden),
             dec_cls(latent_dim, image_shape, dec_channels, hidden))

@@ -36,7 +36,6 @@ from typing import Literal
 
 import torch
 from pydantic import PositiveFloat, PositiveInt
-from torch.distributions import kl_divergence
 
 from vaebench.models.base import diagonal_gaussian
 from vaebench.models.vae import VAE, VAEConfig
@@ -46,6 +45,7 @@ class SVIVAEConfig(VAEConfig):
     family: Literal["svi_vae"] = "svi_vae"
     gradient: Literal["reparam"] = "reparam"          # lambda and theta steps are pathwise
     optimisation: Literal["joint"] = "joint"          # Algorithm 1 already alternates
+    prior: Literal["standard", "gaussian", "mog"] = "standard"   # vamp needs an encoder
     inner_steps: PositiveInt = 2                      # K lambda steps per visit
     inner_lr: PositiveFloat = 0.1
     test_steps: PositiveInt = 200                     # lambda steps for new data
@@ -68,7 +68,7 @@ class SVIVAE(VAE):
     def before_fit(self, data, binarize):
         """One table row per training example, at the prior; one lazy Adam over the table."""
         self.lam = torch.zeros(len(data.x_train), 2 * self.cfg.latent_dim,
-                               device=self._zeros.device)                # (N, 2D)
+                               device=self.lam.device)                   # (N, 2D)
         self._lam_opt = torch.optim.SparseAdam([self.lam], lr=self.cfg.inner_lr)
 
     def local_elbo(self, x: torch.Tensor, lam: torch.Tensor,
@@ -78,7 +78,7 @@ class SVIVAE(VAE):
         eps = torch.randn(self.cfg.n_samples, *lam.shape[:-1], self.cfg.latent_dim,
                           generator=generator, device=lam.device)      # (S, B, D)
         z = q.mean + q.stddev * eps
-        return self.decode(z).log_prob(x).mean(0) - kl_divergence(q, self.prior())
+        return self.decode(z).log_prob(x).mean(0) - self.kl(q, z)
 
     def step_rows(self, x: torch.Tensor, index: torch.Tensor) -> None:
         """Algorithm 1's inner loop: ``inner_steps`` Adam steps on the rows ``index``
