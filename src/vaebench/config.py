@@ -85,15 +85,15 @@ class LoglikConfig(Strict):
     ks: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
         description="numbers of importance samples K, strictly increasing")
     n_test: PositiveInt | None = None     # the first n_test test images (None: all)
-    chunk_points: PositiveInt = 100       # test points per decoder call
-    chunk_samples: PositiveInt = 100      # importance samples per decoder call
+    chunk_points: PositiveInt = 50        # test points per decoder call
+    chunk_samples: PositiveInt = 50       # importance samples per decoder call
     active_threshold: PositiveFloat = 0.01  # a unit is active if Var_x E_q[z_u] exceeds it
     kl_dim_samples: PositiveInt = 256     # MC samples for KL per dimension without a closed form
-    gap_n: NonNegativeInt = 100           # test points for the inference gaps (0: skip)
+    gap_n: NonNegativeInt = 50            # test points for the inference gaps (0: skip)
     gap_steps: PositiveInt = 100          # Adam steps of the per-datapoint q*
     gap_lr: PositiveFloat = 0.01
     gap_samples: PositiveInt = 8          # reparameterised samples per step
-    gap_eval_samples: PositiveInt = 1000  # samples for the final ELBOs of q and q*
+    gap_eval_samples: PositiveInt = 500   # samples for the final ELBOs of q and q*
     seed: NonNegativeInt = 0
     device: Device | None = None          # None: the top-level ``device``
 

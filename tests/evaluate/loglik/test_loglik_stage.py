@@ -89,10 +89,12 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
         assert sum(r["kl_per_dim"].values()) == pytest.approx(r["kl"]["mean"], rel=1e-5)
         assert len(r["unit_activity"]) == 50 and 0 <= r["active_units"] <= 50
         assert "exact" not in r and "error" not in r["log_p_hat"]["k5"]
+        assert r["log_p_hat"]["k5"]["minus_elbo"] == pytest.approx(
+            r["log_p_hat"]["k5"]["mean"] - r["elbo"]["mean"])
         assert r["gaps"]["n"] == 8 and r["gaps"]["steps"] == 5
         assert r["gaps"]["inference"]["mean"] == pytest.approx(
             r["gaps"]["approximation"]["mean"] + r["gaps"]["amortisation"]["mean"])
-        assert set(r["time_s"]) == {"estimates", "exact", "posterior", "gaps", "total"}
+        assert set(r["time_s"]) == set(r["cpu_s"]) == {"estimates", "exact", "posterior", "gaps", "total"}
     table = pd.read_csv(plots)
     assert list(table["k"]) == [1, 5] and set(table["model"]) == {"mnist_vae"}
     assert {"log_p_hat", "stderr", "naive", "naive_stderr", "elbo", "exact"} <= set(table)
@@ -124,7 +126,8 @@ def test_exact_models_report_errors(linear_gaussian):
      r"loglik \(profile quick\)\.ks\.0: Input should be greater than 0"),
     (lambda r: r["loglik"].update(ks=[100, 10]), r"loglik \(profile quick\)\.ks: .*strictly increasing"),
     (lambda r: r["loglik"].update(chunk_points=0), r"loglik \(profile quick\)\.chunk_points"),
-    (lambda r: r["loglik"].update(gap_n=2000), r"gap_n \(2000\) must not exceed n_test \(1000\)"),
+    (lambda r: r["loglik"].update(n_test=100, gap_n=200),
+     r"gap_n \(200\) must not exceed n_test \(100\)"),
     (lambda r: r["loglik"].update(samples=3), r"loglik \(profile \w+\)\.samples: Extra inputs"),
     (lambda r: r["profiles"]["paper"]["loglik"].update(ks=[-1]),
      r"loglik \(profile paper\)\.ks\.0: Input should be greater than 0"),

@@ -18,6 +18,11 @@ per point. Memory is bounded by chunking over samples and over test points;
 each chunk's codes are decoded in one decoder call of (chunk_samples *
 chunk_points) rows.
 
+Speed: torch.distributions validates arguments and samples on every call, which
+for a Bernoulli decoder costs as much as the log-density itself; the inputs are
+checked once against p(x|z) (one decoder row per point) and the chunks then run
+without the checks (benchmarks/loglik_throughput.py measures the result).
+
 Randomness: sample k of every test point is drawn with the torch RNG seeded
 from (seed, stream, k), and the proposal is the q(z|x) of the whole subset (one
 encoder call), so the numbers do not depend on the chunk sizes.
@@ -80,6 +85,26 @@ def draw(sample: Callable[[], Tensor], device: torch.device, seed: int, stream: 
     return torch.stack(out)
 
 
+@contextmanager
+def validation(enabled: bool) -> Iterator[None]:
+    """torch.distributions' argument and sample checks on or off, restored afterwards."""
+    previous = Distribution._validate_args
+    Distribution.set_default_validate_args(enabled)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(previous)
+
+
+def check_support(model, x: Tensor, q: Distribution, rows: int) -> None:
+    """Evaluate log p(x|z) once per point with validation on: a clear error if x is
+    outside the decoder's support (e.g. grey levels for a Bernoulli likelihood)."""
+    z = q.sample()                                             # (N, *E)
+    with validation(True):
+        for zb, xb in zip(z.split(rows), x.split(rows)):
+            model.decode(zb).log_prob(xb)
+
+
 def check_ks(ks) -> list[int]:
     ks = [int(k) for k in ks]
     if not ks or any(k < 1 for k in ks) or any(b <= a for a, b in zip(ks, ks[1:])):
@@ -136,6 +161,8 @@ def importance_estimates(model, x: Tensor, ks, *, chunk_points: int, chunk_sampl
     calls = math.ceil(k_max / chunk_samples) * math.ceil(n / chunk_points)
     bar = tqdm(total=calls, desc="log p(x)", disable=None if progress else True, leave=False)
     with private_rng(x.device):
+        check_support(model, x, q, chunk_points * chunk_samples)
+    with private_rng(x.device), validation(False):
         for k0 in range(0, k_max, chunk_samples):
             k1 = min(k0 + chunk_samples, k_max)
             kc = k1 - k0
