@@ -131,12 +131,26 @@ def test_exact_models_report_errors(linear_gaussian):
     (lambda r: r["loglik"].update(samples=3), r"loglik \(profile \w+\)\.samples: Extra inputs"),
     (lambda r: r["profiles"]["paper"]["loglik"].update(ks=[-1]),
      r"loglik \(profile paper\)\.ks\.0: Input should be greater than 0"),
+    (lambda r: r["profiles"]["quick"]["loglik"]["datasets"]["dsprites"].update(ks=[0]),
+     r"loglik \(profile quick\): Value error, datasets\.dsprites\.ks\.0: Input should be greater"),
+    (lambda r: r["profiles"]["quick"]["loglik"]["datasets"]["dsprites"].update(gap_n=60),
+     r"datasets\.dsprites: gap_n \(60\) must not exceed n_test \(50\)$"),
+    (lambda r: r["loglik"].update(datasets={"cifar": {"n_test": 5, "gap_n": 2}}),
+     r"loglik\.datasets\.cifar \(profile \w+\): no dataset 'cifar'"),
     (lambda r: r["evaluate"]["loglik"].append("mnist_ae"),
      r"evaluate.loglik: model 'mnist_ae' \(family 'ae'\) is not probabilistic"),
 ])
 def test_bad_params_are_clear_errors(tmp_path, edit, match):
     with pytest.raises(ConfigError, match=match):
         load_config(write_params(tmp_path, edit))
+
+
+def test_dataset_overrides_apply_to_that_dataset_only():
+    section = load_config(REPO / "params.yaml", "quick").section("loglik")
+    dsprites, mnist_ = section.for_dataset("dsprites"), section.for_dataset("mnist")
+    assert dsprites.n_test == 50 and dsprites.ks == [1, 10, 100] and dsprites.gap_n == 10
+    assert mnist_.n_test == section.n_test == 500 and mnist_.ks == [1, 10, 100, 1000]
+    assert dsprites.seed == section.seed and dsprites.datasets == {}
 
 
 def test_absent_device_fails_before_any_work(tmp_path):

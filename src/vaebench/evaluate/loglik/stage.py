@@ -1,6 +1,7 @@
 """``loglik@<model>``: every log-likelihood number of one trained model, per seed.
 
-For each seed's checkpoint, on the first ``loglik.n_test`` test inputs: the
+For each seed's checkpoint, on the first ``loglik.n_test`` test inputs (the
+section with the overrides of ``loglik.datasets.<its dataset>``): the
 importance-sampling estimate log p_K(x) = L_K and the naive prior-sampling
 estimate at every K of ``loglik.ks`` (mean over points with its standard
 error), the ELBO with its reconstruction and KL terms, KL per latent
@@ -167,7 +168,7 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
     if name not in cfg.models:
         raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
     check_applicable("loglik", name, cfg.models[name])
-    lcfg: LoglikConfig = cfg.section("loglik")
+    lcfg: LoglikConfig = cfg.section("loglik").for_dataset(cfg.models[name].dataset)
     device = resolve_device(lcfg.device or cfg.device, "loglik.device")
     runs = trained_runs(models_dir)
     per_seed, cache, mirror = {}, {}, Mirror("loglik")
