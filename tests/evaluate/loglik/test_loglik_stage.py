@@ -79,6 +79,7 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
     assert metrics["ks"] == [1, 5] and metrics["n_test"] == 32
     assert set(metrics["seeds"]) == {"0", "1"}
     per_seed = [metrics["seeds"][s] for s in ("0", "1")]
+    assert "kl_per_dim" not in metrics        # per unit: per seed only
     for key in ("elbo", "kl"):              # the top level is the mean over seeds
         expected = sum(r[key]["mean"] for r in per_seed) / 2
         assert metrics[key]["mean"] == pytest.approx(expected)
@@ -86,7 +87,8 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
     for r in per_seed:
         assert r["n_test"] == 32 and r["kl_closed_form"] is True
         assert r["elbo"]["mean"] == pytest.approx(r["recon"]["mean"] - r["kl"]["mean"])
-        assert sum(r["kl_per_dim"].values()) == pytest.approx(r["kl"]["mean"], rel=1e-5)
+        assert sum(r["kl_per_dim"]) == pytest.approx(r["kl"]["mean"], rel=1e-5)
+        assert sum(a > 0.01 for a in r["unit_activity"]) == r["active_units"]
         assert len(r["unit_activity"]) == 50 and 0 <= r["active_units"] <= 50
         assert "exact" not in r and "error" not in r["log_p_hat"]["k5"]
         assert r["log_p_hat"]["k5"]["minus_elbo"] == pytest.approx(
@@ -94,7 +96,8 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
         assert r["gaps"]["n"] == 8 and r["gaps"]["steps"] == 5
         assert r["gaps"]["inference"]["mean"] == pytest.approx(
             r["gaps"]["approximation"]["mean"] + r["gaps"]["amortisation"]["mean"])
-        assert set(r["time_s"]) == set(r["cpu_s"]) == {"estimates", "exact", "posterior", "gaps", "total"}
+        parts = {"estimates", "exact", "posterior", "gaps", "total"}
+        assert set(r["time_s"]) == set(r["cpu_s"]) == parts
     table = pd.read_csv(plots)
     assert list(table["k"]) == [1, 5] and set(table["model"]) == {"mnist_vae"}
     assert {"log_p_hat", "stderr", "naive", "naive_stderr", "elbo", "exact"} <= set(table)
@@ -124,7 +127,8 @@ def test_exact_models_report_errors(linear_gaussian):
 @pytest.mark.parametrize("edit, match", [
     (lambda r: r["loglik"].update(ks=[0, 10]),
      r"loglik \(profile quick\)\.ks\.0: Input should be greater than 0"),
-    (lambda r: r["loglik"].update(ks=[100, 10]), r"loglik \(profile quick\)\.ks: .*strictly increasing"),
+    (lambda r: r["loglik"].update(ks=[100, 10]),
+     r"loglik \(profile quick\)\.ks: .*strictly increasing"),
     (lambda r: r["loglik"].update(chunk_points=0), r"loglik \(profile quick\)\.chunk_points"),
     (lambda r: r["loglik"].update(n_test=100, gap_n=200),
      r"gap_n \(200\) must not exceed n_test \(100\)"),
