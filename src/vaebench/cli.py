@@ -24,6 +24,11 @@ def _train(args, cfg):
     train_stage(cfg, args.name, args.data, args.out, args.metrics, args.plots, args.figures)
 
 
+def _loglik(args, cfg):
+    from vaebench.evaluate.loglik import loglik_stage
+    loglik_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
+
+
 def _check(args, cfg):
     print(f"params OK: profile {cfg.profile}, {len(cfg.models)} models, seeds {cfg.seeds}")
 
@@ -47,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, required=True)
     p.add_argument("--figures", type=Path, help="folder for reconstructions / samples PNGs")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("loglik", help="log p(x) at several K, ELBO, gaps (every seed)")
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared (all datasets)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    p.add_argument("--plots", type=Path, required=True, help="plot CSV (one row per K)")
+    p.set_defaults(func=_loglik)
 
     p = sub.add_parser("check", help="validate params.yaml and exit")
     p.set_defaults(func=_check)
