@@ -15,7 +15,8 @@ from torch import nn
 from vaebench import cli, tracking
 from vaebench.config import ConfigError, load_config
 from vaebench.data import prepare_stage
-from vaebench.evaluate.robustness import corruption_curves, normalised_auc
+from vaebench.evaluate.robustness import (corruption_curves, displacement, normalised_auc,
+                                          reference)
 from vaebench.models import build_model, validate_model_config
 from vaebench.train import train_stage
 
@@ -41,10 +42,18 @@ def test_normalised_auc_is_the_mean_height_of_the_curve():
 def test_zero_corruption_gives_zero_displacement(family):
     model = _model(family)
     x = torch.bernoulli(torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    expected = {"recon_err", "code_dist"} | ({"kl", "delta_elbo"} if family == "vae" else set())
+    # computed: an unchanged copy of the input moves nothing
+    ref = reference(model, x, seed=3)
+    per, codes = displacement(model, ref, x.clone())
+    assert set(per) == expected and torch.equal(codes, ref.r)
+    for metric in expected - {"recon_err"}:
+        assert torch.equal(per[metric], torch.zeros(40)), metric
+    torch.testing.assert_close(per["recon_err"], (ref.recon - x).pow(2).flatten(1).sum(1))
+    # the curves: level 0 is the clean point, a positive level moves the codes
     curves, clean = corruption_curves(model, x, {k: [0.0, 0.3] for k in
                                                  ("masking", "gaussian", "salt_pepper")},
                                       seed=0, batch_size=16)
-    expected = {"recon_err", "code_dist"} | ({"kl", "delta_elbo"} if family == "vae" else set())
     for kind in ("masking", "gaussian", "salt_pepper"):
         assert {m for k, m in curves if k == kind} == expected
         for metric in expected - {"recon_err"}:
@@ -152,7 +161,8 @@ def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
         assert 0 <= result["probe_acc_clean"] <= 1
         assert result["latent_divergence"] == ("kl" if name == "mnist_vae" else "code_dist")
         assert ("elbo_clean" in result) == (name == "mnist_vae")
-        assert set(result["time_s"]) == {"probe_fit", "corruptions", "jacobian", "attacks", "total"}
+        assert set(result["time_s"]) == {"probe_fit", "corruptions", "jacobian", "attacks", "total",
+                                          "total_cpu"}
         assert (result["model"], result["dataset"], result["profile"]) == (name, "mnist", "tiny")
         mirrored = [m for p, m in logged if p == "robust"]
         assert mirrored and mirrored[-1]["auc_masking_recon_err"] == result["auc_masking_recon_err"]

@@ -49,6 +49,7 @@ import csv
 import time
 import zlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,46 @@ def train_codes(model, data, n: int, binarize: bool, seed: int, batch_size: int)
 
 # --- corruptions ----------------------------------------------------------------------
 
+@dataclass
+class Reference:
+    """What the clean inputs x of one batch give, computed once."""
+
+    x: torch.Tensor                     # (B, C, H, W)
+    r: torch.Tensor                     # (B, D) represent(x)
+    q: Distribution                     # q(z|x)
+    recon: torch.Tensor                 # (B, C, H, W) mean of p(x | z = r)
+    elbo: torch.Tensor | None           # (B,) ELBO(x; q(.|x)), variational models only
+    seed: int                           # of the ELBO's noise draws (shared with x~)
+
+
+@torch.no_grad()
+def reference(model, x: torch.Tensor, seed: int, elbo_samples: int = 1) -> Reference:
+    q, r = model.encode(x), model.represent(x)
+    return Reference(x, r, q, model.decode(r).mean,
+                     elbo(model, x, q, elbo_samples, seed) if is_variational(model) else None,
+                     seed)
+
+
+@torch.no_grad()
+def displacement(model, ref: Reference, x_tilde: torch.Tensor, elbo_samples: int = 1
+                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-example metrics of the corrupted inputs x~ against the clean batch, and r(x~).
+
+    ({'recon_err', 'code_dist'[, 'kl'][, 'delta_elbo']: (B,)}, (B, D)).
+    """
+    r = model.represent(x_tilde)                                          # (B, D)
+    out = {"recon_err": (model.decode(r).mean - ref.x).pow(2).flatten(1).sum(1),
+           "code_dist": code_distance(r, ref.r)}
+    kl, variational = has_kl(ref.q), ref.elbo is not None
+    if kl or variational:
+        q = model.encode(x_tilde)
+        if kl:
+            out["kl"] = kl_divergence(q, ref.q)
+        if variational:
+            out["delta_elbo"] = elbo(model, ref.x, q, elbo_samples, ref.seed) - ref.elbo
+    return out, r
+
+
 @torch.no_grad()
 def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]], *,
                       seed: int, batch_size: int, elbo_samples: int = 1,
@@ -152,54 +193,51 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
                       ) -> tuple[dict[tuple[str, str], list[float]], dict[str, float]]:
     """Metric curves over the corruption levels, and the clean metrics.
 
-    Returns ({(corruption, metric): [mean over x per level]}, {metric_clean: value}).
+    Returns ({(corruption, metric): [mean over x per level]}, {<metric>_clean: value}).
+    A level that leaves every input unchanged (level 0) takes the clean row: zero
+    displacement, the clean reconstruction error and probe accuracy.
     """
-    variational = is_variational(model)
-    batches = list(x.split(batch_size))
-    refs = []                                    # per batch: r(x), q(x), ELBO(x; q(x))
-    for b, xb in enumerate(batches):
-        q = model.encode(xb)
-        refs.append((model.represent(xb), q,
-                     elbo(model, xb, q, elbo_samples, seed + b) if variational else None))
-    use_kl = has_kl(refs[0][1])
+    refs = [reference(model, xb, seed + b, elbo_samples) for b, xb in enumerate(x.split(batch_size))]
 
-    def metrics_at(xt_batches):
-        sums: dict[str, float] = {}
-        codes = []
-        for b, (xb, xt) in enumerate(zip(batches, xt_batches)):
-            r_ref, q_ref, elbo_ref = refs[b]
-            r = model.represent(xt)                                          # (B, D)
-            per = {"recon_err": (model.decode(r).mean - xb).pow(2).flatten(1).sum(1),
-                   "code_dist": code_distance(r, r_ref)}
-            if use_kl or variational:
-                q = model.encode(xt)
-                if use_kl:
-                    per["kl"] = kl_divergence(q, q_ref)
-                if variational:
-                    per["delta_elbo"] = elbo(model, xb, q, elbo_samples, seed + b) - elbo_ref
-            for k, v in per.items():
-                sums[k] = sums.get(k, 0.0) + float(v.sum())
-            codes.append(r)
-        out = {k: v / len(x) for k, v in sums.items()}
+    def summary(per_batch: list[dict[str, torch.Tensor]], codes: list[torch.Tensor]):
+        row = {k: float(sum(float(p[k].sum()) for p in per_batch)) / len(x) for k in per_batch[0]}
         if probes:
-            out.update(probe_accuracy(probes, torch.cat(codes).cpu().numpy(), factors,
+            row.update(probe_accuracy(probes, torch.cat(codes).cpu().numpy(), factors,
                                       list(factor_names)))
+        return row
+
+    def clean(ref: Reference) -> dict[str, torch.Tensor]:
+        """What :func:`displacement` gives for x~ = x, without recomputing it."""
+        zeros = torch.zeros(len(ref.x), device=ref.x.device)
+        out = {"recon_err": (ref.recon - ref.x).pow(2).flatten(1).sum(1), "code_dist": zeros}
+        if has_kl(ref.q):
+            out["kl"] = zeros
+        if ref.elbo is not None:
+            out["delta_elbo"] = zeros
         return out
 
-    clean = {f"{k}_clean": v for k, v in metrics_at(batches).items()
-             if k in ("recon_err",) or k.startswith("probe_acc")}
-    if variational:
-        clean["elbo_clean"] = float(sum(float(r[2].sum()) for r in refs) / len(x))
+    clean_row = summary([clean(ref) for ref in refs], [ref.r for ref in refs])
+    clean_metrics = {f"{k}_clean": v for k, v in clean_row.items()
+                     if k == "recon_err" or k.startswith("probe_acc")}
+    if refs[0].elbo is not None:
+        clean_metrics["elbo_clean"] = float(sum(float(r.elbo.sum()) for r in refs)) / len(x)
+
     curves: dict[tuple[str, str], list[float]] = {}
     for kind, levels in corruptions.items():
         corrupt = CORRUPTIONS[kind]
         for level in levels:
             # the same draws at every level of one process: nested masks, scaled noise
             gen = torch.Generator(device=x.device).manual_seed(_stream_seed(seed, kind))
-            row = metrics_at([corrupt(xb, level, gen) for xb in batches])
+            tilde = [corrupt(ref.x, level, gen) for ref in refs]
+            if all(torch.equal(xt, ref.x) for xt, ref in zip(tilde, refs)):
+                row = clean_row                                   # level 0: nothing changed
+            else:
+                per, codes = zip(*(displacement(model, ref, xt, elbo_samples)
+                                   for ref, xt in zip(refs, tilde)))
+                row = summary(list(per), list(codes))
             for metric, value in row.items():
                 curves.setdefault((kind, metric), []).append(value)
-    return curves, clean
+    return curves, clean_metrics
 
 
 # --- attacks --------------------------------------------------------------------------
@@ -237,6 +275,7 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     factors = data.factors_test[:n].cpu().numpy()
     seconds: dict[str, float] = {}
     t_all = t = time.perf_counter()
+    cpu_all = time.process_time()
 
     probes = {}
     if names:
@@ -270,6 +309,7 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     levels.update({key: a.eps[key[0].removeprefix("attack_")] for key in adv})
     seconds["attacks"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_all
+    seconds["total_cpu"] = time.process_time() - cpu_all      # CPU time of all threads
 
     for key, values in curves.items():
         metrics[f"auc_{key[0]}_{key[1]}"] = normalised_auc(levels[key], values)
