@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import time
+from io import BytesIO
 from collections import defaultdict
 from pathlib import Path
 
@@ -77,9 +78,11 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
 
 def save_checkpoint(path: Path, model: Model, meta: dict) -> None:
     """State dict + resolved config; plain tensors and primitives (loads with weights_only)."""
+    buffer = BytesIO()  # not the temp file: torch names the archive after the file
+    torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
+                "image_shape": list(model.image_shape), **meta}, buffer)
     with io.atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
-                    "image_shape": list(model.image_shape), **meta}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Model, dict]:
@@ -108,8 +111,9 @@ def _curves_csv(path: Path, history: list[dict]) -> None:
 
 
 def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_path: Path,
-                plots_dir: Path) -> dict:
-    """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics."""
+                plots_dir: Path, figures_dir: Path | None = None) -> dict:
+    """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics,
+    and (first seed) figures of reconstructions and samples."""
     if name not in cfg.models:
         raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
     mcfg, tcfg = cfg.models[name], cfg.model_train(name)
@@ -138,6 +142,9 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                               "diagnostics": diagnostics,
                               "time_s": seconds, "examples_per_s": last["examples_per_s"]}
             histories[seed] = history
+            if figures_dir is not None and seed == cfg.seeds[0]:
+                from vaebench.report.figures import model_figures
+                figures = model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
                   f"({seconds:.1f} s on {describe(device)})")
         n_params = sum(p.numel() for p in model.parameters())
@@ -149,11 +156,13 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                "epochs": epochs, **summarise(per_seed),
                "seeds": {str(s): r for s, r in per_seed.items()}}
     io.write_json(metrics_path, metrics)
-    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta)
+    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta,
+                      figures if figures_dir is not None else [])
     return metrics
 
 
-def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta):
+def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta,
+                      figures):
     for seed, result in per_seed.items():
         ckpt = out_dir / f"seed{seed}.pt"
         tags = {"family": mcfg.family, "dataset": mcfg.dataset, "profile": cfg.profile,
@@ -170,3 +179,6 @@ def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histori
             run.log_metrics({**result, "n_params": metrics["n_params"]}, prefix="final")
             run.log_artifact(ckpt, "checkpoint")
             run.log_artifact(out_dir / "config.json", "checkpoint")
+            if seed == cfg.seeds[0]:
+                for path in figures:
+                    run.log_artifact(path, "figures")
