@@ -9,18 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from vaebench import cli, tracking
 from vaebench.config import ConfigError, load_config
-from vaebench.data import prepare_stage
 from vaebench.evaluate.robustness import (corruption_curves, displacement, normalised_auc,
                                           reference)
 from vaebench.models import build_model, validate_model_config
 from vaebench.train import train_stage
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _model(family, latent=3, seed=0):
@@ -86,14 +82,14 @@ def test_kl_displacement_equals_the_closed_form_gaussian_kl():
     assert curves[("masking", "code_dist")][1] == pytest.approx(code.mean(), rel=1e-5)
 
 
-def _tiny_params(tmp_path, **robustness):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["profile"] = "tiny"
-    raw["device"] = "cpu"
-    raw["robustness"].update(robustness)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+@pytest.fixture
+def tiny_params(raw_params, write_params):
+    """params.yaml on the tiny profile, CPU, with ``robustness`` keys overridden."""
+    def write(**robustness):
+        raw_params.update(profile="tiny", device="cpu")
+        raw_params["robustness"].update(robustness)
+        return write_params(raw_params)
+    return write
 
 
 @pytest.mark.parametrize("overlay,message", [
@@ -105,9 +101,9 @@ def _tiny_params(tmp_path, **robustness):
     ({"attack": {"steps": -1}}, ").attack.steps: Input should be greater than or equal to 0"),
     ({"device": "tpu"}, ").device: Value error, 'tpu' is not a device"),
 ])
-def test_bad_robustness_params_are_clear_errors(tmp_path, overlay, message):
+def test_bad_robustness_params_are_clear_errors(tiny_params, overlay, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        load_config(_tiny_params(tmp_path, **overlay))
+        load_config(tiny_params(**overlay))
 
 
 @contextmanager
@@ -124,19 +120,18 @@ def _recording_run(logged):
     yield Run()
 
 
-def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
+def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_params, tiny_data):
     logged = []
     monkeypatch.setattr(tracking, "model_run",
                         lambda model, seed, sha, tags=None: _recording_run(logged))
-    params = _tiny_params(tmp_path)
+    params = tiny_params()
     cfg = load_config(params)
-    prepare_stage(cfg, "mnist", ROOT / "data" / "raw", tmp_path / "data" / "mnist")
     for name in ("mnist_ae", "mnist_vae"):
-        train_stage(cfg, name, tmp_path / "data" / "mnist", tmp_path / "models" / name,
+        train_stage(cfg, name, tiny_data / "mnist", tmp_path / "models" / name,
                     tmp_path / "train.json", tmp_path / "train_plots")
         out, plots = tmp_path / f"{name}.json", tmp_path / "plots" / name
         assert cli.main(["--params", str(params), "robustness", name, "--models",
-                         str(tmp_path / "models" / name), "--data", str(tmp_path / "data"),
+                         str(tmp_path / "models" / name), "--data", str(tiny_data),
                          "--out", str(out), "--plots", str(plots)]) == 0
         result = json.loads(out.read_text())
         rc = cfg.section("robustness")
