@@ -315,9 +315,8 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
 
     t = time.perf_counter()
     a = rcfg.attack
-    adv = attack_curves(model, x[:a.n], a.eps, steps=a.steps,
-                                     step_size=a.step_size, seed=rcfg.seed,
-                                     batch_size=rcfg.batch_size)
+    adv = attack_curves(model, x[:a.n], a.eps, steps=a.steps, step_size=a.step_size,
+                        seed=rcfg.seed, batch_size=rcfg.batch_size)
     curves.update(adv)
     levels.update({key: a.eps[key[0].removeprefix("attack_")] for key in adv})
     seconds["attacks"] = time.perf_counter() - t
