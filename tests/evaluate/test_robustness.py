@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.distributions import Independent, Normal
 
 from vaebench import cli, tracking
 from vaebench.config import ConfigError, load_config
-from vaebench.evaluate.robustness import (corruption_curves, displacement, normalised_auc,
-                                          reference, random_test_subset)
+from vaebench.data import load_prepared
+from vaebench.evaluate.attacks import input_differentiable
+from vaebench.evaluate.robustness import (corruption_curves, displacement, evaluate_model,
+                                          normalised_auc, random_test_subset, reference)
 from vaebench.models import build_model, validate_model_config
 from vaebench.train import train_stage
 
@@ -178,3 +181,24 @@ def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_par
         mirrored = [m for p, m in logged if p == "robust"]
         assert mirrored and mirrored[-1]["auc_masking_recon_err"] == result["auc_masking_recon_err"]
         assert ("artifact", "masking-recon_err.csv") in logged
+
+
+def test_models_without_input_gradients_skip_the_jacobian_and_attacks(tiny_data, tiny_params):
+    model = _model("vae")
+
+    class DetachedVAE(type(model)):
+        """q(z|x) from an inference that returns detached parameters (like SVI)."""
+
+        def encode(self, x):
+            q = super().encode(x).base_dist
+            return Independent(Normal(q.loc.detach(), q.scale.detach()), 1)
+
+    detached = _model("vae")
+    detached.__class__ = DetachedVAE
+    data = load_prepared(tiny_data / "mnist")
+    x = data.test_inputs(True)
+    assert input_differentiable(model, x) and not input_differentiable(detached, x)
+    metrics, extra = evaluate_model(detached, data, load_config(tiny_params()).section("robustness"))
+    assert extra["info"]["encoder_differentiable"] is False
+    assert "jacobian_frob" not in metrics and not any(k.startswith("auc_attack") for k in metrics)
+    assert metrics["auc_masking_kl"] > 0                      # the corruption curves still run

@@ -129,6 +129,18 @@ def has_kl(q: Distribution) -> bool:
     return True
 
 
+def input_differentiable(model, x: torch.Tensor) -> bool:
+    """Whether ``represent`` has a gradient path back to its input (False for inference
+    that returns detached codes, e.g. per-datapoint optimisation): without one the
+    encoder Jacobian and gradient attacks are not defined."""
+    with torch.enable_grad():
+        xi = x[:2].detach().requires_grad_(True)
+        r = model.represent(xi)
+        if not r.requires_grad:
+            return False
+        return torch.autograd.grad(r.sum(), xi, allow_unused=True)[0] is not None
+
+
 def code_distance(r_new: torch.Tensor, r_ref: torch.Tensor) -> torch.Tensor:
     """Relative code distance ||r_new - r_ref|| / ||r_ref|| per example: (B,)."""
     return (r_new - r_ref).flatten(1).norm(dim=1) / r_ref.flatten(1).norm(dim=1).clamp_min(1e-12)

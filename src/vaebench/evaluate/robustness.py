@@ -32,13 +32,18 @@ one process, so the curves are smooth in the level):
   of a linear probe (standardised codes, logistic regression, one per factor)
   fitted on clean TRAIN codes and applied to the corrupted test codes.
 
-**Encoder sensitivity.** ``jacobian_frob``: mean over the first ``jacobian.n``
-points of that random subset of ||J_r(x)||_F, exact (:mod:`vaebench.models.jacobian`); also
-``jacobian_frob_sq``, the mean of the square (the contractive penalty).
+**Encoder sensitivity.** ``jacobian_frob``: mean of ||J_r(x)||_F over the first
+``jacobian.n`` points of that random subset, exact (:mod:`vaebench.models.jacobian`);
+also ``jacobian_frob_sq``, the mean of the square (the contractive penalty).
 
 **Attacks.** :mod:`vaebench.evaluate.attacks` -- latent and output attacks in
 the L2 and L-infinity balls for each eps of the list (0 first), on the first
 ``attack.n`` points of the random subset.
+
+The Jacobian and the attacks need gradients with respect to the input; for a
+model whose ``represent`` has none (inference that returns detached codes, e.g.
+per-datapoint optimisation) they are skipped and ``encoder_differentiable`` is
+false in the JSON.
 
 **Summaries.** Every curve y(level) is summarised by its normalised area
 AUC = (1 / (l_max - l_0)) * trapezoid integral of y over the levels, i.e. the
@@ -67,8 +72,8 @@ from vaebench import io
 from vaebench.config import Config, ConfigError, RobustnessConfig
 from vaebench.corruptions import CORRUPTIONS
 from vaebench.devices import describe, resolve_device
-from vaebench.evaluate.attacks import (code_distance, has_kl, latent_objective,
-                                       output_objective, pgd)
+from vaebench.evaluate.attacks import (code_distance, has_kl, input_differentiable,
+                                       latent_objective, output_objective, pgd)
 from vaebench.models.jacobian import jacobian_frobenius
 from vaebench.runs import Mirror, load_run, stage_metrics, trained_runs
 
@@ -305,8 +310,10 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     seconds["corruptions"] = time.perf_counter() - t
 
     metrics: dict = dict(clean)
+    # gradients w.r.t. the input exist only through a differentiable encoder
+    differentiable = input_differentiable(model, x)
     t = time.perf_counter()
-    if rcfg.jacobian.n:
+    if rcfg.jacobian.n and differentiable:
         with torch.no_grad():
             sq = jacobian_frobenius(model.represent, x[:rcfg.jacobian.n], rcfg.jacobian.chunk)
         metrics["jacobian_frob"] = float(sq.sqrt().mean())
@@ -315,8 +322,8 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
 
     t = time.perf_counter()
     a = rcfg.attack
-    adv = attack_curves(model, x[:a.n], a.eps, steps=a.steps, step_size=a.step_size,
-                        seed=rcfg.seed, batch_size=rcfg.batch_size)
+    adv = attack_curves(model, x[:a.n], a.eps if differentiable else {}, steps=a.steps,
+                        step_size=a.step_size, seed=rcfg.seed, batch_size=rcfg.batch_size)
     curves.update(adv)
     levels.update({key: a.eps[key[0].removeprefix("attack_")] for key in adv})
     seconds["attacks"] = time.perf_counter() - t
@@ -329,6 +336,7 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     with torch.no_grad():
         divergence = "kl" if has_kl(model.encode(x[:1])) else "code_dist"
     info = {"latent_divergence": divergence, "variational": is_variational(model),
+            "encoder_differentiable": differentiable,
             "probed_factors": sorted(probes)}
     return metrics, {"curves": {k: (levels[k], v) for k, v in curves.items()}, "info": info}
 
