@@ -65,7 +65,7 @@ def test_zero_corruption_gives_zero_displacement(family):
         assert torch.equal(per[metric], torch.zeros(40)), metric
     torch.testing.assert_close(per["recon_err"], (ref.recon - x).pow(2).flatten(1).sum(1))
     # the curves: level 0 is the clean point, a positive level moves the codes
-    curves, clean = corruption_curves(model, x, {k: [0.0, 0.3] for k in
+    curves, clean, skipped = corruption_curves(model, x, {k: [0.0, 0.3] for k in
                                                  ("masking", "gaussian", "salt_pepper")},
                                       seed=0, batch_size=16)
     for kind in ("masking", "gaussian", "salt_pepper"):
@@ -74,7 +74,7 @@ def test_zero_corruption_gives_zero_displacement(family):
             level0, level1 = curves[(kind, metric)]
             assert level0 == 0.0 and level1 != 0.0
         assert curves[(kind, "recon_err")][0] == pytest.approx(clean["recon_err_clean"])
-    assert ("elbo_clean" in clean) == (family == "vae")
+    assert ("elbo_clean" in clean) == (family == "vae") and skipped == {}
 
 
 def test_kl_displacement_equals_the_closed_form_gaussian_kl():
@@ -87,7 +87,7 @@ def test_kl_displacement_equals_the_closed_form_gaussian_kl():
         lin.bias.copy_(torch.tensor([0.3, -0.2, 0.1, -0.4]))
     model.encoder = nn.Sequential(nn.Flatten(), lin)
     x = torch.bernoulli(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(2)))
-    curves, _ = corruption_curves(model, x, {"masking": [0.0, 1.0]}, seed=0, batch_size=4)
+    curves, _, _ = corruption_curves(model, x, {"masking": [0.0, 1.0]}, seed=0, batch_size=4)
 
     W, b = lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()
     h = x.flatten(1).double().numpy() @ W.T + b                      # (B, 4): mu, logvar of q(z|x)
@@ -183,13 +183,16 @@ def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_par
         assert ("artifact", "masking-recon_err.csv") in logged
 
 
-def test_models_without_input_gradients_skip_the_jacobian_and_attacks(tiny_data, tiny_params):
+def test_models_without_input_gradients_or_for_binary_inputs_only(tiny_data, tiny_params):
     model = _model("vae")
 
     class DetachedVAE(type(model)):
-        """q(z|x) from an inference that returns detached parameters (like SVI)."""
+        """Like per-datapoint inference (SVI): q(z|x) has detached parameters, and x must
+        be in the Bernoulli likelihood's support."""
 
         def encode(self, x):
+            if not ((x == 0) | (x == 1)).all():
+                raise ValueError("Expected value argument to be within the support (Boolean())")
             q = super().encode(x).base_dist
             return Independent(Normal(q.loc.detach(), q.scale.detach()), 1)
 
@@ -201,4 +204,8 @@ def test_models_without_input_gradients_skip_the_jacobian_and_attacks(tiny_data,
     metrics, extra = evaluate_model(detached, data, load_config(tiny_params()).section("robustness"))
     assert extra["info"]["encoder_differentiable"] is False
     assert "jacobian_frob" not in metrics and not any(k.startswith("auc_attack") for k in metrics)
-    assert metrics["auc_masking_kl"] > 0                      # the corruption curves still run
+    # Gaussian noise leaves the binary support: that process is skipped and reported
+    assert set(extra["info"]["skipped_corruptions"]) == {"gaussian"}
+    assert "support" in extra["info"]["skipped_corruptions"]["gaussian"]
+    assert not any(k.startswith("auc_gaussian") for k in metrics)
+    assert metrics["auc_masking_kl"] > 0 and metrics["auc_salt_pepper_kl"] > 0

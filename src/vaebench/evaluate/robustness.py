@@ -54,6 +54,7 @@ the probe accuracy (and delta_elbo, which is <= 0 when corruption hurts).
 from __future__ import annotations
 
 import csv
+import sys
 import time
 import zlib
 from contextlib import contextmanager
@@ -198,12 +199,16 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
                       seed: int, batch_size: int, elbo_samples: int = 1,
                       probes: dict[str, Pipeline] | None = None,
                       factors: np.ndarray | None = None, factor_names: list[str] = ()
-                      ) -> tuple[dict[tuple[str, str], list[float]], dict[str, float]]:
-    """Metric curves over the corruption levels, and the clean metrics.
+                      ) -> tuple[dict[tuple[str, str], list[float]], dict[str, float],
+                                 dict[str, str]]:
+    """Metric curves over the corruption levels, the clean metrics, skipped processes.
 
-    Returns ({(corruption, metric): [mean over x per level]}, {<metric>_clean: value}).
-    A level that leaves every input unchanged (level 0) takes the clean row: zero
-    displacement, the clean reconstruction error and probe accuracy.
+    Returns ({(corruption, metric): [mean over x per level]}, {<metric>_clean: value},
+    {corruption: why it was skipped}). A level that leaves every input unchanged
+    (level 0) takes the clean row: zero displacement, the clean reconstruction
+    error and probe accuracy. A process whose corrupted inputs the model rejects
+    with a ValueError (e.g. non-binary pixels where inference evaluates a
+    Bernoulli likelihood of its input) is skipped and reported, not fatal.
     """
     refs = [reference(model, xb, seed + b, elbo_samples)
             for b, xb in enumerate(x.split(batch_size))]
@@ -232,21 +237,30 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
         clean_metrics["elbo_clean"] = float(sum(float(r.elbo.sum()) for r in refs)) / len(x)
 
     curves: dict[tuple[str, str], list[float]] = {}
+    skipped: dict[str, str] = {}
     for kind, levels in corruptions.items():
-        corrupt = CORRUPTIONS[kind]
+        corrupt, rows = CORRUPTIONS[kind], []
         for level in levels:
             # the same draws at every level of one process: nested masks, scaled noise
             gen = torch.Generator(device=x.device).manual_seed(_stream_seed(seed, kind))
             tilde = [corrupt(ref.x, level, gen) for ref in refs]
             if all(torch.equal(xt, ref.x) for xt, ref in zip(tilde, refs)):
-                row = clean_row                                   # level 0: nothing changed
-            else:
+                rows.append(clean_row)                            # level 0: nothing changed
+                continue
+            try:
                 per, codes = zip(*(displacement(model, ref, xt, elbo_samples)
                                    for ref, xt in zip(refs, tilde)))
-                row = summary(list(per), list(codes))
-            for metric, value in row.items():
-                curves.setdefault((kind, metric), []).append(value)
-    return curves, clean_metrics
+            except ValueError as err:   # x~ outside what the model accepts as input
+                skipped[kind] = f"level {level}: {str(err).splitlines()[0][:300]}"
+                print(f"warning: corruption {kind!r} skipped: the model rejects its inputs "
+                      f"({skipped[kind]})", file=sys.stderr)
+                break
+            rows.append(summary(list(per), list(codes)))
+        if kind not in skipped:
+            for row in rows:
+                for metric, value in row.items():
+                    curves.setdefault((kind, metric), []).append(value)
+    return curves, clean_metrics, skipped
 
 
 # --- attacks --------------------------------------------------------------------------
@@ -303,7 +317,7 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     seconds["probe_fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    curves, clean = corruption_curves(
+    curves, clean, skipped = corruption_curves(
         model, x, rcfg.corruptions, seed=rcfg.seed, batch_size=rcfg.batch_size,
         elbo_samples=rcfg.elbo_samples, probes=probes, factors=factors, factor_names=names)
     levels = {key: rcfg.corruptions[key[0]] for key in curves}
@@ -336,7 +350,7 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     with torch.no_grad():
         divergence = "kl" if has_kl(model.encode(x[:1])) else "code_dist"
     info = {"latent_divergence": divergence, "variational": is_variational(model),
-            "encoder_differentiable": differentiable,
+            "encoder_differentiable": differentiable, "skipped_corruptions": skipped,
             "probed_factors": sorted(probes)}
     return metrics, {"curves": {k: (levels[k], v) for k, v in curves.items()}, "info": info}
 
