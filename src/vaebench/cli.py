@@ -27,6 +27,9 @@ def _train(args, cfg):
 def _loglik(args, cfg):
     from vaebench.evaluate.loglik import loglik_stage
     loglik_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
+def _robustness(args, cfg):
+    from vaebench.evaluate.robustness import robustness_stage
+    robustness_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
 
 
 def _check(args, cfg):
@@ -53,13 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=Path, help="folder for reconstructions / samples PNGs")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("loglik", help="log p(x) at several K, ELBO, gaps (every seed)")
-    p.add_argument("name")
-    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
-    p.add_argument("--data", type=Path, required=True, help="data/prepared (all datasets)")
-    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
-    p.add_argument("--plots", type=Path, required=True, help="plot CSV (one row per K)")
-    p.set_defaults(func=_loglik)
+    # evaluation stages: one model's checkpoints -> metrics JSON + plot file(s)
+    for stage, func, text, plots in (
+            ("loglik", _loglik, "log p(x) at several K, ELBO, gaps (every seed)",
+             "plot CSV (one row per K)"),
+            ("robustness", _robustness, "corruptions, encoder Jacobian, attacks (every seed)",
+             "directory of curve CSVs")):
+        p = sub.add_parser(stage, help=text)
+        p.add_argument("name")
+        p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+        p.add_argument("--data", type=Path, required=True, help="data/prepared (all datasets)")
+        p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+        p.add_argument("--plots", type=Path, required=True, help=plots)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("check", help="validate params.yaml and exit")
     p.set_defaults(func=_check)
