@@ -60,7 +60,12 @@ def tiny_data(tmp_path_factory):
     return tmp
 
 
-def copy_project(dest: Path) -> Path:
+@pytest.fixture(scope="session")
+def copy_project():
+    return _copy_project
+
+
+def _copy_project(dest: Path) -> Path:
     """Copy what the pipeline needs (code, params, dvc.yaml, raw data) to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     for item in ("src", "dvc.yaml", "params.yaml", "data/raw", "pyproject.toml"):

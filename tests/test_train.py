@@ -94,3 +94,14 @@ def test_missing_prepared_data_is_a_clear_error(tiny_config, tmp_path):
     with pytest.raises(DataError, match=r"meta\.json: file not found; run `dvc repro prepare@mnist`"):
         train_stage(tiny_config, "mnist_vae", tmp_path / "mnist", tmp_path / "m",
                     tmp_path / "j.json", tmp_path / "p")
+
+
+def test_stage_draws_reconstructions_and_samples(tiny_config, tiny_data, tmp_path):
+    for name, expected in (("mnist_vae", {"reconstructions.png", "samples.png"}),
+                           ("dsprites_vae", {"reconstructions.png", "samples.png"})):
+        figures = tmp_path / "fig" / name
+        train_stage(tiny_config, name, tiny_data / tiny_config.models[name].dataset,
+                    tmp_path / name, tmp_path / f"{name}.json", tmp_path / f"p{name}", figures)
+        assert {p.name for p in figures.iterdir()} >= expected
+        for p in figures.iterdir():
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -47,6 +47,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     """Train ``model`` in place; return one row per epoch with train and test terms."""
     gen = torch.Generator(device=data.device)
     gen.manual_seed(seed)
+    model.before_fit(data, binarize)
     opts = {name: torch.optim.Adam(params, lr=cfg.lr)
             for name, params in model.optim_groups().items()}
     x_test = data.test_inputs(binarize)
@@ -58,7 +59,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
         t0 = time.perf_counter()
         for idx in torch.randperm(n, generator=gen, device=data.device).split(cfg.batch_size):
             x = data.train_batch(idx, binarize, gen)
-            out = model.loss(x, step)
+            out = model.loss(x, step, **({"index": idx} if model.needs_index else {}))
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -70,7 +71,8 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch, "step": step, "seconds": seconds,
                         "examples_per_s": n / seconds, "train": train_row,
-                        "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)})
+                        "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)
+                        if model.eval_every_epoch or epoch == epochs else {}})
         bar.set_postfix(loss=f"{train_row['loss']:.2f}")
     model.after_fit(data, binarize)
     return history
@@ -111,8 +113,9 @@ def _curves_csv(path: Path, history: list[dict]) -> None:
 
 
 def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_path: Path,
-                plots_dir: Path) -> dict:
-    """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics."""
+                plots_dir: Path, figures_dir: Path | None = None) -> dict:
+    """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics,
+    and (first seed) figures of reconstructions and samples."""
     if name not in cfg.models:
         raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
     mcfg, tcfg = cfg.models[name], cfg.model_train(name)
@@ -141,6 +144,9 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                               "diagnostics": diagnostics,
                               "time_s": seconds, "examples_per_s": last["examples_per_s"]}
             histories[seed] = history
+            if figures_dir is not None and seed == cfg.seeds[0]:
+                from vaebench.report.figures import model_figures
+                figures = model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
                   f"({seconds:.1f} s on {describe(device)})")
         n_params = sum(p.numel() for p in model.parameters())
@@ -152,11 +158,13 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                "epochs": epochs, **summarise(per_seed),
                "seeds": {str(s): r for s, r in per_seed.items()}}
     io.write_json(metrics_path, metrics)
-    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta)
+    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta,
+                      figures if figures_dir is not None else [])
     return metrics
 
 
-def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta):
+def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta,
+                      figures):
     for seed, result in per_seed.items():
         ckpt = out_dir / f"seed{seed}.pt"
         tags = {"family": mcfg.family, "dataset": mcfg.dataset, "profile": cfg.profile,
@@ -173,3 +181,6 @@ def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histori
             run.log_metrics({**result, "n_params": metrics["n_params"]}, prefix="final")
             run.log_artifact(ckpt, "checkpoint")
             run.log_artifact(out_dir / "config.json", "checkpoint")
+            if seed == cfg.seeds[0]:
+                for path in figures:
+                    run.log_artifact(path, "figures")
