@@ -30,6 +30,9 @@ def _loglik(args, cfg):
 def _robustness(args, cfg):
     from vaebench.evaluate.robustness import robustness_stage
     robustness_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
+def _disentangle(args, cfg):
+    from vaebench.evaluate.disentangle import disentangle_stage
+    disentangle_stage(cfg, args.name, args.models, args.data, args.raw, args.out, args.figures)
 
 
 def _check(args, cfg):
@@ -69,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, required=True, help="metrics JSON")
         p.add_argument("--plots", type=Path, required=True, help=plots)
         p.set_defaults(func=func)
+    p = sub.add_parser("disentangle", help="disentanglement metrics, traversals, attribute "
+                                           "vectors of one model (every seed)")
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared")
+    p.add_argument("--raw", type=Path, required=True, help="data/raw (original dSprites file, if any)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    p.add_argument("--figures", type=Path, required=True, help="figures folder")
+    p.set_defaults(func=_disentangle)
 
     p = sub.add_parser("check", help="validate params.yaml and exit")
     p.set_defaults(func=_check)
