@@ -10,12 +10,18 @@ from typing import Any
 from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.tdvae import TDVAE
 from vaebench.models.vae import VAE
+from vaebench.models.vqvae import VQVAE
+from vaebench.models.vqvae2 import VQVAE2
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
     "vae": VAE,
     "beta_vae": BetaVAE,
+    "vqvae": VQVAE,
+    "vqvae2": VQVAE2,
+    "tdvae": TDVAE,
 }
 
 
