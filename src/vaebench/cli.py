@@ -21,7 +21,7 @@ def _prepare(args, cfg):
 
 def _train(args, cfg):
     from vaebench.train import train_stage
-    train_stage(cfg, args.name, args.data, args.out, args.metrics, args.plots)
+    train_stage(cfg, args.name, args.data, args.out, args.metrics, args.plots, args.figures)
 
 
 def _check(args, cfg):
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--plots", type=Path, required=True)
+    p.add_argument("--figures", type=Path, help="folder for reconstructions / samples PNGs")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("check", help="validate params.yaml and exit")

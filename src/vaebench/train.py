@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import time
+from io import BytesIO
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from vaebench.config import Config, ConfigError, TrainConfig
 from vaebench.data import PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import Model, build_model
+from vaebench.runs import summarise
 
 
 def _accumulate(sums: dict, terms: dict[str, torch.Tensor], loss: torch.Tensor, n: int) -> None:
@@ -76,9 +78,11 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
 
 def save_checkpoint(path: Path, model: Model, meta: dict) -> None:
     """State dict + resolved config; plain tensors and primitives (loads with weights_only)."""
+    buffer = BytesIO()  # not the temp file: torch names the archive after the file
+    torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
+                "image_shape": list(model.image_shape), **meta}, buffer)
     with io.atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
-                    "image_shape": list(model.image_shape), **meta}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Model, dict]:
@@ -106,21 +110,10 @@ def _curves_csv(path: Path, history: list[dict]) -> None:
                           for k in keys]])
 
 
-def summarise(per_seed: dict[int, dict]) -> dict:
-    """Mean over seeds of every numeric leaf (nested dicts kept)."""
-    first = next(iter(per_seed.values()))
-    out = {}
-    for k, v in first.items():
-        if isinstance(v, dict):
-            out[k] = summarise({s: r[k] for s, r in per_seed.items()})
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[k] = sum(r[k] for r in per_seed.values()) / len(per_seed)
-    return out
-
-
 def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_path: Path,
-                plots_dir: Path) -> dict:
-    """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics."""
+                plots_dir: Path, figures_dir: Path | None = None) -> dict:
+    """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics,
+    and (first seed) figures of reconstructions and samples."""
     if name not in cfg.models:
         raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
     mcfg, tcfg = cfg.models[name], cfg.model_train(name)
@@ -149,6 +142,9 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                               "diagnostics": diagnostics,
                               "time_s": seconds, "examples_per_s": last["examples_per_s"]}
             histories[seed] = history
+            if figures_dir is not None and seed == cfg.seeds[0]:
+                from vaebench.report.figures import model_figures
+                figures = model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
                   f"({seconds:.1f} s on {describe(device)})")
         n_params = sum(p.numel() for p in model.parameters())
@@ -160,11 +156,13 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                "epochs": epochs, **summarise(per_seed),
                "seeds": {str(s): r for s, r in per_seed.items()}}
     io.write_json(metrics_path, metrics)
-    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta)
+    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta,
+                      figures if figures_dir is not None else [])
     return metrics
 
 
-def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta):
+def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta,
+                      figures):
     for seed, result in per_seed.items():
         ckpt = out_dir / f"seed{seed}.pt"
         tags = {"family": mcfg.family, "dataset": mcfg.dataset, "profile": cfg.profile,
@@ -181,3 +179,6 @@ def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histori
             run.log_metrics({**result, "n_params": metrics["n_params"]}, prefix="final")
             run.log_artifact(ckpt, "checkpoint")
             run.log_artifact(out_dir / "config.json", "checkpoint")
+            if seed == cfg.seeds[0]:
+                for path in figures:
+                    run.log_artifact(path, "figures")

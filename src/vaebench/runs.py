@@ -1,0 +1,108 @@
+"""Trained runs as the evaluation stages see them.
+
+An evaluation stage (``loglik``, ``disentangle``, ``robustness``, ...) gets a
+model directory ``models/<name>/`` holding one checkpoint per seed. This module
+finds those checkpoints, loads each model with its prepared test data, averages
+per-seed results, and mirrors them onto each checkpoint's MLflow run -- so every
+stage does these the same way.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from vaebench import io, tracking
+from vaebench.data import PreparedData, load_prepared
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    name: str           # the model's name in params.yaml
+    seed: int
+    checkpoint: Path
+
+    @property
+    def sha256(self) -> str:
+        return io.sha256_file(self.checkpoint)
+
+
+def trained_runs(models_dir: str | Path) -> list[TrainedRun]:
+    """The checkpoints ``seed<k>.pt`` of one model, by seed."""
+    models_dir = Path(models_dir)
+    found = []
+    for path in models_dir.glob("seed*.pt"):
+        m = re.fullmatch(r"seed(\d+)\.pt", path.name)
+        if m:
+            found.append(TrainedRun(models_dir.name, int(m.group(1)), path))
+    if not found:
+        raise FileNotFoundError(f"{models_dir}: no checkpoints seed<k>.pt; run "
+                                f"`dvc repro train@{models_dir.name}` first")
+    return sorted(found, key=lambda r: r.seed)
+
+
+def load_run(run: TrainedRun, data_root: str | Path, device: torch.device | str = "cpu",
+             data_cache: dict | None = None):
+    """(model in eval mode, its checkpoint dict, its PreparedData on ``device``)."""
+    from vaebench.train import load_checkpoint
+    model, ckpt = load_checkpoint(run.checkpoint, device)
+    dataset = ckpt["dataset"]
+    if data_cache is not None and dataset in data_cache:
+        return model, ckpt, data_cache[dataset]
+    data: PreparedData = load_prepared(Path(data_root) / dataset, device)
+    if data_cache is not None:
+        data_cache[dataset] = data
+    return model, ckpt, data
+
+
+# Two-sided 95% Student-t quantiles for n - 1 degrees of freedom (n = 2..10).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def summarise(per_seed: dict[int, dict]) -> dict:
+    """Mean over seeds of every numeric leaf (nested dicts kept).
+
+    With several seeds each leaf ``k`` also gets ``k_ci95``: the half-width of the
+    95% Student-t interval of the mean over seeds.
+    """
+    first = next(iter(per_seed.values()))
+    out: dict = {}
+    n = len(per_seed)
+    for k, v in first.items():
+        if isinstance(v, dict):
+            out[k] = summarise({s: r[k] for s, r in per_seed.items() if isinstance(r.get(k), dict)})
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            values = [float(r[k]) for r in per_seed.values() if k in r]
+            mean = sum(values) / len(values)
+            out[k] = mean
+            if n > 1 and len(values) > 1:
+                var = sum((x - mean) ** 2 for x in values) / (len(values) - 1)
+                t = _T95.get(len(values) - 1, 1.96)
+                out[f"{k}_ci95"] = t * math.sqrt(var / len(values))
+    return out
+
+
+def stage_metrics(name: str, ckpt: dict, per_seed: dict[int, dict], **extra) -> dict:
+    """The JSON an evaluation stage writes: identity, mean over seeds, and per seed."""
+    return {"model": name, "family": ckpt["config"]["family"], "dataset": ckpt["dataset"],
+            **extra, **summarise(per_seed), "seeds": {str(s): r for s, r in per_seed.items()}}
+
+
+@dataclass
+class Mirror:
+    """Collects what one stage sends to MLflow for each seed's run."""
+
+    prefix: str
+
+    def log(self, run: TrainedRun, metrics: dict, artifacts: Iterator[Path] | list[Path] = (),
+            artifact_dir: str | None = None) -> None:
+        with tracking.model_run(run.name, run.seed, run.sha256) as mlrun:
+            if mlrun is None:
+                return
+            mlrun.log_metrics(metrics, prefix=self.prefix)
+            for path in artifacts:
+                mlrun.log_artifact(path, artifact_dir or self.prefix)

@@ -1,0 +1,78 @@
+"""Shared fixtures: the real params.yaml shrunk to the tiny profile, tiny prepared data."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Keep BLAS / torch to one thread in tests: the machine has 2 cores and the
+# suite runs several processes; results do not depend on it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(tmp_path_factory, monkeypatch):
+    """Every test logs into its own throwaway MLflow store, never the project's."""
+    store = tmp_path_factory.mktemp("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+
+
+@pytest.fixture
+def raw_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def write_params(tmp_path):
+    """Write a params dict to tmp_path/params.yaml and return the path."""
+    def write(params: dict, name: str = "params.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        return path
+    return write
+
+
+@pytest.fixture
+def tiny_config(raw_params, write_params):
+    from vaebench.config import load_config
+    raw_params["profile"] = "tiny"
+    return load_config(write_params(raw_params))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """Prepared tiny dSprites and MNIST (session-wide: preparing costs a few seconds)."""
+    from vaebench.config import load_config
+    from vaebench.data import prepare_stage
+    tmp = tmp_path_factory.mktemp("prepared")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = "tiny"
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    cfg = load_config(tmp / "params.yaml")
+    for name in ("dsprites", "mnist"):
+        prepare_stage(cfg, name, ROOT / "data" / "raw", tmp / name)
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def copy_project():
+    return _copy_project
+
+
+def _copy_project(dest: Path) -> Path:
+    """Copy what the pipeline needs (code, params, dvc.yaml, raw data) to ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in ("src", "dvc.yaml", "params.yaml", "data/raw", "pyproject.toml"):
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / item).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / item)
+    return dest

@@ -1,0 +1,96 @@
+"""The common interface, checked for every registered family, plus closed forms."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Distribution
+
+from vaebench.models import MODELS, build_model, validate_model_config
+
+SHAPES = {"mlp": (1, 28, 28), "conv64": (1, 64, 64)}
+
+
+def _config(family: str, backbone: str = "mlp", **extra):
+    block = {"family": family, "dataset": "mnist" if backbone == "mlp" else "dsprites",
+             "backbone": backbone, "latent_dim": 4, **extra}
+    return validate_model_config("m", block)
+
+
+@pytest.fixture(params=sorted(MODELS))
+def family(request):
+    return request.param
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "conv64"])
+def test_interface_shapes_and_gradients(family, backbone):
+    torch.manual_seed(0)
+    model = build_model(_config(family, backbone), SHAPES[backbone])
+    x = torch.rand(3, *SHAPES[backbone]).round()
+    q = model.encode(x)
+    assert isinstance(q, Distribution) and q.mean.shape == (3, 4)
+    z = model.represent(x)
+    assert z.shape == (3, 4)
+    px = model.decode(z)
+    assert isinstance(px, Distribution)
+    assert px.log_prob(x).shape == (3,)
+    assert model.reconstruct(x).shape == x.shape
+    out = model.loss(x, step=0)
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
+    assert all(torch.isfinite(v) for v in out.terms.values())
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    if model.probabilistic:
+        assert model.prior() is not None
+        assert model.sample(5).shape == (5, *SHAPES[backbone])
+
+
+def test_vae_kl_is_the_closed_form_of_seed_000():
+    """KL(N(mu, sigma^2) || N(0, 1)) = 1/2 sum [sigma^2 + mu^2 - 1 - log sigma^2]."""
+    torch.manual_seed(0)
+    model = build_model(_config("vae"), SHAPES["mlp"])
+    x = torch.rand(5, *SHAPES["mlp"]).round()
+    q = model.encode(x)
+    mu, var = q.mean, q.variance
+    by_hand = 0.5 * (var + mu ** 2 - 1 - var.log()).sum(-1)
+    out = model.loss(x, 0)
+    assert torch.allclose(out.terms["kl"], by_hand.mean(), atol=1e-5)
+    assert torch.allclose(out.terms["elbo"], -(out.terms["recon"] + out.terms["kl"]))
+
+
+def test_beta_vae_weights_the_kl_term_by_beta():
+    torch.manual_seed(0)
+    model = build_model(_config("beta_vae", beta=6.0), SHAPES["mlp"])
+    x = torch.rand(4, *SHAPES["mlp"]).round()
+    torch.manual_seed(1)
+    out = model.loss(x, 0)
+    assert torch.allclose(out.loss, out.terms["recon"] + 6.0 * out.terms["kl"], atol=1e-4)
+
+
+def test_ae_loss_is_bernoulli_cross_entropy():
+    torch.manual_seed(0)
+    model = build_model(_config("ae"), SHAPES["mlp"])
+    x = torch.rand(4, *SHAPES["mlp"]).round()
+    logits = model.decoder(model.encoder(x))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum") / 4
+    assert torch.allclose(model.loss(x, 0).loss, bce, atol=1e-3)
+
+
+def test_mlp_backbone_is_the_iwae_architecture():
+    model = build_model(_config("vae"), SHAPES["mlp"])
+    linear = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(784, 200), (200, 200), (200, 8)]
+    assert any(isinstance(m, torch.nn.Tanh) for m in model.encoder)
+
+
+def test_conv64_rejects_other_image_sizes():
+    with pytest.raises(ValueError, match="conv64' needs 64x64"):
+        build_model(_config("vae", "conv64"), (1, 28, 28))
+
+
+def test_standard_normal_prior_log_density():
+    model = build_model(_config("vae"), SHAPES["mlp"])
+    z = torch.zeros(1, 4)
+    assert torch.allclose(model.prior().log_prob(z), torch.tensor([-2 * math.log(2 * math.pi)]))

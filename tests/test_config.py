@@ -1,0 +1,86 @@
+"""params.yaml validation: every bad value is an error naming its key, before any work."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from vaebench.config import ConfigError, load_config
+
+
+def _load(raw, write_params):
+    return load_config(write_params(raw))
+
+
+def test_repository_params_are_valid_for_every_profile(raw_params, write_params):
+    for profile in raw_params["profiles"]:
+        raw = copy.deepcopy(raw_params)
+        raw["profile"] = profile
+        cfg = _load(raw, write_params)
+        assert cfg.profile == profile
+        assert cfg.models, "the default suite trains models"
+
+
+def test_profile_overlay_is_applied(raw_params, write_params):
+    raw_params["profile"] = "tiny"
+    cfg = _load(raw_params, write_params)
+    tiny = raw_params["profiles"]["tiny"]
+    assert cfg.train.epochs == tiny["train"]["epochs"]
+    assert cfg.datasets["dsprites"].n_train == tiny["datasets"]["dsprites"]["n_train"]
+    # keys the overlay does not set keep their base value
+    assert cfg.train.lr == raw_params["train"]["lr"]
+
+
+def test_model_train_overrides_merge_and_validate(raw_params, write_params):
+    name = next(iter(raw_params["models"]))
+    raw_params["models"][name]["train"] = {"lr": 0.01}
+    cfg = _load(raw_params, write_params)
+    assert cfg.model_train(name).lr == 0.01
+    raw_params["models"][name]["train"] = {"lr": -1}
+    with pytest.raises(ConfigError, match=rf"models\.{name}\.train.*lr"):
+        _load(raw_params, write_params)
+
+
+@pytest.mark.parametrize("mutate, pattern", [
+    (lambda r: r["models"]["mnist_vae"].update(family="gan"),
+     r"models\.mnist_vae\.family: unknown family 'gan'; valid: .*vae"),
+    (lambda r: r["models"]["mnist_beta_vae"].update(beta=-1.0),
+     r"models\.mnist_beta_vae\.beta.*greater than or equal to 0"),
+    (lambda r: r["models"]["mnist_vae"].update(latent_dim=0),
+     r"models\.mnist_vae\.latent_dim.*greater than 0"),
+    (lambda r: r["models"]["mnist_vae"].update(latent_dim="ten"),
+     r"models\.mnist_vae\.latent_dim.*integer"),
+    (lambda r: r["models"]["mnist_vae"].update(betta=2),
+     r"models\.mnist_vae\.betta.*Extra inputs are not permitted"),
+    (lambda r: r["models"]["mnist_vae"].update(dataset="cifar"),
+     r"models\.mnist_vae\.dataset: 'cifar' is not in datasets"),
+    (lambda r: r.update(device="gpu"), r"device.*'gpu' is not a device"),
+    (lambda r: r.update(profile="huge"), r"profile: 'huge' is not defined"),
+    (lambda r: r.update(seeds=[0, 0]), r"seeds: values must be distinct"),
+    (lambda r: r.update(seeds=[]), r"seeds"),
+    (lambda r: r.update(learning_rate=1), r"unknown top-level key.*learning_rate"),
+    (lambda r: r["train"].update(batch_size=0), r"train.*batch_size.*greater than 0"),
+    (lambda r: [b["train"].update(epochs={"mnist": 5}) for b in [r, *r["profiles"].values()]],
+     r"train\.epochs has no entry for dataset 'dsprites'"),
+    (lambda r: r["profiles"]["paper"].update(trian={}), r"profiles\.paper has unknown key.*trian"),
+    (lambda r: r["profiles"]["quick"]["datasets"]["dsprites"].update(n_test=-3),
+     r"datasets\.dsprites \(profile quick\)\.n_test.*greater than 0"),
+    (lambda r: r["datasets"].update(cifar={}), r"datasets\.cifar: unknown dataset"),
+])
+def test_bad_params_are_clear_errors(raw_params, write_params, mutate, pattern):
+    mutate(raw_params)
+    with pytest.raises(ConfigError, match=pattern):
+        _load(raw_params, write_params)
+
+
+def test_missing_params_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_reports_config_errors_with_exit_code_2(raw_params, write_params, capsys):
+    from vaebench.cli import main
+    raw_params["models"]["mnist_vae"]["family"] = "gan"
+    path = write_params(raw_params)
+    assert main(["--params", str(path), "check"]) == 2
+    assert "unknown family 'gan'" in capsys.readouterr().err

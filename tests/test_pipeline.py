@@ -1,0 +1,122 @@
+"""End to end: the real dvc.yaml and params.yaml, shrunk to the tiny profile, in a temp copy.
+
+One module-scoped repository: `dvc repro`, then a no-op repro, an experiment with
+a changed beta, and a queued experiment that must log into the same mlflow.db.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(repo: Path, *args: str, timeout: int = 900) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(repo / "src")}
+    env.pop("MLFLOW_TRACKING_URI", None)   # the default store: <repo>/mlflow.db
+    env.pop("DVC_ROOT", None)
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, copy_project):
+    repo = copy_project(tmp_path_factory.mktemp("pipeline") / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["profile"] = "tiny"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    _run(repo, "git", "init", "-q")
+    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    _run(repo, "dvc", "init", "-q")
+    _run(repo, "dvc", "repro")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro")
+    return repo
+
+
+def _params(repo):
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def test_repro_writes_every_declared_output(repo):
+    params = _params(repo)
+    for dataset in params["datasets"]:
+        assert (repo / "data" / "prepared" / dataset / "meta.json").is_file()
+    for model in params["models"]:
+        assert (repo / "models" / model / "seed0.pt").is_file()
+        metrics = json.loads((repo / "reports" / "metrics" / "train" / f"{model}.json").read_text())
+        assert metrics["profile"] == "tiny" and metrics["test"]["loss"] > 0
+
+
+def test_second_repro_does_nothing_and_status_is_clean(repo):
+    out = _run(repo, "dvc", "repro")
+    assert "Running stage" not in out
+    assert "up to date" in _run(repo, "dvc", "status")
+
+
+def test_experiment_changes_only_its_chain_and_its_metrics(repo):
+    out = _run(repo, "dvc", "exp", "run", "-S", "models.dsprites_beta_vae.beta=8")
+    assert "Running stage 'train@dsprites_beta_vae'" in out
+    assert "Running stage 'train@mnist_vae'" not in out
+    show = json.loads(_run(repo, "dvc", "exp", "show", "--json"))
+    # one experiment beside the baseline, whose beta-VAE metrics differ
+    text = json.dumps(show)
+    assert '"beta": 8' in text.replace("8.0", "8")
+    base = json.loads((repo / "reports/metrics/train/dsprites_beta_vae.json").read_text())
+    exp_metrics = [m for m in _exp_metric_values(show, "dsprites_beta_vae") if m is not None]
+    assert any(m != base["test"]["loss"] for m in exp_metrics)
+
+
+def _exp_metric_values(show, model):
+    """Every test loss of `model` found in `dvc exp show --json`."""
+    values = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k.endswith(f"train/{model}.json") and isinstance(v, dict):
+                    values.append(v.get("data", {}).get("test", {}).get("loss"))
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(show)
+    return values
+
+
+def test_queued_experiment_logs_into_the_project_mlflow_store(repo):
+    from mlflow.tracking import MlflowClient
+    _run(repo, "dvc", "exp", "run", "--queue", "-S", "models.dsprites_beta_vae.beta=2")
+    _run(repo, "dvc", "queue", "start")
+    _run(repo, sys.executable, "-c", _WAIT_FOR_QUEUE, timeout=900)
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("vaebench")
+    runs = client.search_runs([exp.experiment_id], "tags.model = 'dsprites_beta_vae'")
+    experiments = {r.data.tags["dvc_experiment"] for r in runs}
+    assert "workspace" in experiments and len(experiments) >= 3  # repro, exp run, queued exp
+    queued = [r for r in runs if r.data.params.get("model.beta") == "2.0"]
+    assert queued, "the queued experiment's run is in the project's mlflow.db"
+    assert queued[0].info.artifact_uri.startswith((repo / "mlartifacts").as_uri())
+
+
+_WAIT_FOR_QUEUE = """
+import subprocess, sys, time
+for _ in range(170):
+    out = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout
+    if "Queued" not in out and "Running" not in out:
+        sys.exit(0 if "Failed" not in out else 1)
+    time.sleep(5)
+sys.exit(1)
+"""

@@ -1,0 +1,107 @@
+"""The training loop: reproducibility, learning, checkpoints, devices, the stage's outputs."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from vaebench import io
+from vaebench.devices import DeviceError, resolve_device
+from vaebench.train import load_checkpoint, train_stage
+
+
+def _train(cfg, name, tiny_data, tmp_path, tag="a"):
+    out = tmp_path / tag
+    metrics = train_stage(cfg, name, tiny_data / cfg.models[name].dataset, out / "models" / name,
+                          out / "metrics.json", out / "plots" / name)
+    return out, metrics
+
+
+def test_same_seed_gives_bit_identical_checkpoints_and_another_seed_does_not(
+        tiny_config, tiny_data, tmp_path):
+    cfg = tiny_config.model_copy(update={"seeds": [0, 1]})
+    a, _ = _train(cfg, "mnist_vae", tiny_data, tmp_path, "a")
+    b, _ = _train(cfg, "mnist_vae", tiny_data, tmp_path, "b")
+    ckpt = lambda root, s: root / "models" / "mnist_vae" / f"seed{s}.pt"  # noqa: E731
+    assert io.sha256_file(ckpt(a, 0)) == io.sha256_file(ckpt(b, 0))
+    assert io.sha256_file(ckpt(a, 1)) == io.sha256_file(ckpt(b, 1))
+    assert io.sha256_file(ckpt(a, 0)) != io.sha256_file(ckpt(a, 1))
+
+
+def test_conv_model_is_bit_identical_too(tiny_config, tiny_data, tmp_path):
+    a, _ = _train(tiny_config, "dsprites_vae", tiny_data, tmp_path, "a")
+    b, _ = _train(tiny_config, "dsprites_vae", tiny_data, tmp_path, "b")
+    p = "models/dsprites_vae/seed0.pt"
+    assert io.sha256_file(a / p) == io.sha256_file(b / p)
+
+
+def test_training_lowers_the_loss_and_writes_curves_and_metrics(tiny_config, tiny_data, tmp_path):
+    cfg = tiny_config.model_copy(update={"sections": {
+        **tiny_config.sections,
+        "train": tiny_config.train.model_copy(update={"epochs": 6})}})
+    out, metrics = _train(cfg, "mnist_vae", tiny_data, tmp_path)
+    with open(out / "plots" / "mnist_vae" / "seed0.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
+    assert {"train_loss", "test_loss", "train_kl", "test_elbo"} <= set(rows[0])
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]) - 20
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert saved["device"] == "cpu" and saved["n_params"] > 0
+    assert saved["test"]["loss"] == pytest.approx(float(rows[-1]["test_loss"]), rel=1e-4)
+    assert set(saved["seeds"]) == {"0"}
+
+
+def test_checkpoint_round_trip_with_weights_only(tiny_config, tiny_data, tmp_path):
+    out, _ = _train(tiny_config, "mnist_beta_vae", tiny_data, tmp_path)
+    path = out / "models" / "mnist_beta_vae" / "seed0.pt"
+    model, ckpt = load_checkpoint(path)
+    assert ckpt["config"]["beta"] == tiny_config.models["mnist_beta_vae"].beta
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    resolved = json.loads((out / "models" / "mnist_beta_vae" / "config.json").read_text())
+    assert resolved["model"]["family"] == "beta_vae" and resolved["profile"] == "tiny"
+
+
+def test_absent_devices_are_errors_not_fallbacks():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match=r"train\.device: 'cuda:0' was requested"):
+            resolve_device("cuda:0", "train.device")
+    else:
+        with pytest.raises(DeviceError, match="only"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}", "train.device")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(DeviceError, match="'mps' was requested"):
+            resolve_device("mps")
+
+
+def test_train_stage_fails_on_absent_device_before_loading_data(tiny_config, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    cfg = tiny_config.model_copy(update={"device": "cuda"})
+    with pytest.raises(DeviceError):
+        train_stage(cfg, "mnist_vae", tmp_path / "missing", tmp_path / "m", tmp_path / "j.json",
+                    tmp_path / "p")
+    assert not (tmp_path / "m").exists()
+
+
+def test_missing_prepared_data_is_a_clear_error(tiny_config, tmp_path):
+    from vaebench.data import DataError
+    with pytest.raises(DataError, match=r"meta\.json: file not found; run `dvc repro prepare@mnist`"):
+        train_stage(tiny_config, "mnist_vae", tmp_path / "mnist", tmp_path / "m",
+                    tmp_path / "j.json", tmp_path / "p")
+
+
+def test_stage_draws_reconstructions_and_samples(tiny_config, tiny_data, tmp_path):
+    for name, expected in (("mnist_vae", {"reconstructions.png", "samples.png"}),
+                           ("dsprites_vae", {"reconstructions.png", "samples.png"})):
+        figures = tmp_path / "fig" / name
+        train_stage(tiny_config, name, tiny_data / tiny_config.models[name].dataset,
+                    tmp_path / name, tmp_path / f"{name}.json", tmp_path / f"p{name}", figures)
+        assert {p.name for p in figures.iterdir()} >= expected
+        for p in figures.iterdir():
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
