@@ -5,7 +5,8 @@
 * jumpy prediction error: after ``context`` frames, roll the model forward h
   steps (:meth:`vaebench.models.tdvae.TDVAE.predict`) and take the per-pixel
   squared error of its predicted frame against the true frame context - 1 + h
-  (0-based), for each horizon h, beside the copy-the-last-frame baseline;
+  (0-based), for each horizon h, beside the copy-the-last-frame baseline and the
+  per-pixel marginal (the best guess that ignores the sequence);
 * a rollout figure (truth above, prediction below, per sequence).
 
 The error functions are pure functions over arrays; the model-facing wrappers
@@ -43,6 +44,16 @@ def copy_last_mse(x: np.ndarray, context: int, horizons) -> dict[int, float]:
     return prediction_mse(np.stack([last] * len(horizons)), x, context, horizons)
 
 
+def marginal_mse(x: np.ndarray, context: int, horizons) -> dict[int, float]:
+    """The best prediction that ignores the sequence: each pixel's mean over the
+    sequences at that time (a reference level; a model that has learnt nothing
+    about the dynamics sits here, and copying the last frame can do worse)."""
+    _check(x, context, horizons)
+    pred = np.stack([np.broadcast_to(x[:, context - 1 + h].mean(0), x[:, 0].shape)
+                     for h in horizons])
+    return prediction_mse(pred, x, context, horizons)
+
+
 @torch.no_grad()
 def step_objective(model, x: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
     """Means over sequences and t of the one-step TD-VAE terms (nats per frame)."""
@@ -68,6 +79,8 @@ def sequence_metrics(model, x: torch.Tensor, context: int, horizons, n_samples: 
         out[f"pred_mse_h{h}"] = err
     for h, err in copy_last_mse(xs, context, horizons).items():
         out[f"copy_mse_h{h}"] = err
+    for h, err in marginal_mse(xs, context, horizons).items():
+        out[f"marginal_mse_h{h}"] = err
     return out
 
 

@@ -93,6 +93,11 @@ class Model(nn.Module):
         return build_backbone(cfg.backbone, self.image_shape, self.enc_out_factor * cfg.latent_dim,
                               cfg.latent_dim, self.likelihood.n_maps, cfg.hidden)
 
+    @property
+    def code_dim(self) -> int:
+        """Length of the code vectors of ``encode`` / ``represent`` / ``decode``."""
+        return self.cfg.latent_dim
+
     def encode(self, x: torch.Tensor) -> Distribution:
         raise NotImplementedError
 

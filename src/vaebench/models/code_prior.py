@@ -80,15 +80,27 @@ class GridPrior(nn.Module):
         onehot = F.one_hot(codes, table.shape[0]).to(table.dtype)    # (B, h, w, K)
         return (onehot @ table).permute(0, 3, 1, 2)                  # (B, C, h, w)
 
-    def logits(self, codes: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def reach(self) -> int:
+        """How many rows above its own a position's logits can see."""
+        return (len(self.hidden) + 1) * (self.first.kernel_size[0] // 2)
+
+    def cond_features(self, cond: torch.Tensor | None, shape) -> torch.Tensor | None:
+        """The level above (B, h', w') embedded and resized to ``shape`` (B, C, h, w)."""
+        if self.cond_embed is None:
+            return None
+        if cond is None:
+            raise ValueError("this prior is conditioned on the level above; pass cond")
+        return F.interpolate(self._embed(cond, self.cond_embed), size=tuple(shape),
+                             mode="nearest")
+
+    def logits(self, codes: torch.Tensor, cond: torch.Tensor | None = None,
+               cond_feats: torch.Tensor | None = None) -> torch.Tensor:
         """(B, h, w) codes -> (B, K, h, w) logits of p(c_i | c_<i, cond)."""
-        cond_maps = [0.0] * (len(self.hidden) + 1)
-        if self.cond_embed is not None:
-            if cond is None:
-                raise ValueError("this prior is conditioned on the level above; pass cond")
-            up = F.interpolate(self._embed(cond, self.cond_embed), size=codes.shape[-2:],
-                               mode="nearest")
-            cond_maps = [proj(up) for proj in self.cond_proj]
+        if cond_feats is None:
+            cond_feats = self.cond_features(cond, codes.shape[-2:])
+        cond_maps = ([0.0] * (len(self.hidden) + 1) if cond_feats is None
+                     else [proj(cond_feats) for proj in self.cond_proj])
         h = self.first(self._embed(codes, self.embed)) + cond_maps[0]
         for layer, c in zip(self.hidden, cond_maps[1:]):
             h = h + layer(F.relu(h)) + c
@@ -102,12 +114,20 @@ class GridPrior(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, shape: tuple[int, int], cond: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw (n, h, w) codes position by position in raster order."""
-        device = self.embed.device
-        codes = torch.zeros(n, *shape, dtype=torch.long, device=device)
+        """Draw (n, h, w) codes position by position in raster order. Position (i, j)
+        sees only rows i - reach..i and columns j - reach..j + reach, so only that
+        window is recomputed (the result is the same as over the whole grid)."""
+        codes = torch.zeros(n, *shape, dtype=torch.long, device=self.embed.device)
+        feats = self.cond_features(cond, shape)
+        r = self.reach
         for i in range(shape[0]):
+            top = max(0, i - r)
             for j in range(shape[1]):
-                probs = F.softmax(self.logits(codes, cond)[:, :, i, j], dim=1)   # (n, K)
+                left = max(0, j - r)
+                rows, cols = slice(top, i + 1), slice(left, j + r + 1)
+                window = None if feats is None else feats[:, :, rows, cols]
+                logits = self.logits(codes[:, rows, cols], cond_feats=window)
+                probs = F.softmax(logits[:, :, -1, j - left], dim=1)          # (n, K)
                 codes[:, i, j] = torch.multinomial(probs, 1, generator=generator)[:, 0]
         return codes
 

@@ -87,7 +87,7 @@ class VectorQuantizer(nn.Module):
         codes = self.nearest(flat.detach())                            # (N,)
         onehot = F.one_hot(codes, self.num_codes).to(flat.dtype)       # (N, K)
         e = onehot @ self.embedding                                    # (N, D)
-        per_image = lambda sq: sq.view(b, -1).sum(1)                   # (N, D) -> (B,)
+        per_image = lambda sq: sq.reshape(b, -1).sum(1)                # (N, D) -> (B,)
         commitment = per_image((flat - e.detach()).pow(2))
         codebook = (per_image((flat.detach() - e).pow(2)) if self.update == "loss"
                     else torch.zeros(b, device=z_e.device))

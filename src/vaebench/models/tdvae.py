@@ -7,15 +7,18 @@ belief state b_t, a summary of x_1..x_t. Four distributions, all diagonal
 Gaussians except the decoder:
 
     p_B(z_t | b_t)                 belief over the state at t
-    p_T(z_t2 | z_t1, t2 - t1)      jumpy transition (sees the jump / max_jump
-                                   when ``jump_input``; the paper's p_T(z_t2 | z_t1)
-                                   otherwise)
+    p_T(z_t2 | z_t1, t2 - t1)      jumpy transition, a residual step
+                                   N(z_t1 + f(z_t1, d), .) that sees the jump
+                                   d / max_jump when ``jump_input`` (the paper's
+                                   p_T(z_t2 | z_t1) otherwise)
     q_S(z_t1 | z_t2, b_t1, b_t2)   smoothing posterior
     p_D(x_t | z_t)                 decoder (the backbone decoder, Bernoulli)
 
-Training draws per sequence a jump d ~ U{1..max_jump} and t1 ~ U{1..T-d},
-t2 = t1 + d, samples z_t2 ~ p_B(.|b_t2), z_t1 ~ q_S(.|z_t2, b_t1, b_t2) and
-maximises the TD-VAE objective
+Training draws per sequence ``pairs_per_sequence`` jumps d ~ U{1..max_jump}
+and times t1 ~ U{1..T-d}, t2 = t1 + d (the paper draws one pair; more pairs
+reuse the beliefs, cost little and average out noise), samples
+z_t2 ~ p_B(.|b_t2), z_t1 ~ q_S(.|z_t2, b_t1, b_t2) and maximises the TD-VAE
+objective
 
     log p_D(x_t2|z_t2) + log p_B(z_t1|b_t1) + log p_T(z_t2|z_t1)
       - log p_B(z_t2|b_t2) - log q_S(z_t1|z_t2,b_t1,b_t2),
@@ -31,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
-from torch.distributions import kl_divergence
+from torch.distributions import Independent, Normal, kl_divergence
 
 from vaebench.config import ConfigError
 from vaebench.models.base import LossTerms, Model, ModelConfig, diagonal_gaussian
@@ -106,10 +109,17 @@ class TDVAE(Model):
         return diagonal_gaussian(self.belief_net(b))
 
     def p_transition(self, z, jump):
+        """N(z + f_mu(z, d), diag exp f_logvar(z, d)): a residual step from z_t1."""
+        inp = z
         if self.cfg.jump_input:
             d = torch.as_tensor(jump, dtype=z.dtype, device=z.device) / self.cfg.max_jump
-            z = torch.cat([z, d.expand(*z.shape[:-1]).unsqueeze(-1)], -1)
-        return diagonal_gaussian(self.transition_net(z))
+            inp = torch.cat([z, d.expand(*z.shape[:-1]).unsqueeze(-1)], -1)
+        mu, logvar = self.transition_net(inp).chunk(2, dim=-1)
+        return diagonal_gaussian(torch.cat([z + mu, logvar], -1))
+
+    def p_frame(self, z):
+        """p_D(x_t | z_t) for states (..., Z): a Bernoulli over one frame (1, H, W)."""
+        return self.likelihood(self.decoder(z))
 
     def q_smoothing(self, z2, b1, b2):
         return diagonal_gaussian(self.smoothing_net(torch.cat([z2, b1, b2], -1)))
@@ -125,7 +135,7 @@ class TDVAE(Model):
         z2 = pb2.rsample()                                               # (KB, Z)
         qs = self.q_smoothing(z2, b1, b2)
         z1 = qs.rsample()
-        recon = -self.decode(z2).log_prob(x2.flatten(0, 1).unsqueeze(1))  # -log p_D(x_t2|z_t2)
+        recon = -self.p_frame(z2).log_prob(x2.flatten(0, 1).unsqueeze(1))  # -log p_D(x_t2|z_t2)
         kl = kl_divergence(qs, self.p_belief(b1))                        # closed form
         transition = pb2.log_prob(z2) - self.p_transition(z1, jump.flatten()).log_prob(z2)
         return {"recon": recon, "kl_smoothing": kl, "transition": transition,
@@ -133,16 +143,27 @@ class TDVAE(Model):
 
     def loss(self, x, step):
         b, t = x.shape[:2]
-        k = self.cfg.pairs_per_sequence
-        jump = torch.randint(1, self.cfg.max_jump + 1, (k, b), device=x.device)
-        t1 = (torch.rand(k, b, device=x.device) * (t - jump)).long()     # t1 + jump <= T - 1
+        pairs = (self.cfg.pairs_per_sequence, b)
+        jump = torch.randint(1, self.cfg.max_jump + 1, pairs, device=x.device)
+        t1 = (torch.rand(pairs, device=x.device) * (t - jump)).long()    # t1 + jump <= T - 1
         terms = self.td_terms(x, self.beliefs(x), t1, jump)
         return LossTerms(-terms["td_elbo"].mean(), {k: v.mean() for k, v in terms.items()})
 
     # --- the Model interface and evaluation ----------------------------------------
+    @property
+    def code_dim(self) -> int:
+        return self.seq_len * self.cfg.latent_dim
+
     def encode(self, x):
-        """p_B(z_T | b_T): the belief over the state after the whole sequence."""
-        return self.p_belief(self.beliefs(x)[:, -1])
+        """The filtering beliefs prod_t p_B(z_t | b_t) over all T states, flattened (B, T*Z)."""
+        belief = self.p_belief(self.beliefs(x)).base_dist            # (B, T, Z)
+        return Independent(Normal(belief.loc.flatten(1), belief.scale.flatten(1)), 1)
+
+    def decode(self, z):
+        """States (..., T*Z) -> prod_t p_D(x_t | z_t), a Bernoulli over the sequence (T, H, W)."""
+        lead, t = z.shape[:-1], self.seq_len
+        logits = self.decoder(z.reshape(*lead, t, -1))                # (..., T, 1, H, W)
+        return self.likelihood(logits.flatten(-4, -3))
 
     @torch.no_grad()
     def predict(self, x, context: int, horizons: list[int], n_samples: int) -> torch.Tensor:
@@ -155,7 +176,7 @@ class TDVAE(Model):
             while left:
                 jump = min(left, self.cfg.max_jump)
                 z, left = self.p_transition(z, jump).sample(), left - jump
-            preds.append(self.decode(z).mean.mean(0)[:, 0])
+            preds.append(self.p_frame(z).mean.mean(0)[:, 0])
         return torch.stack(preds)
 
     @torch.no_grad()

@@ -29,31 +29,8 @@ from tqdm.auto import tqdm
 from vaebench.config import ConfigError
 from vaebench.models.base import LossTerms, Model, ModelConfig, PointMass
 from vaebench.models.code_prior import CodePrior, CodePriorConfig
+from vaebench.models.nets import GridDecoder, GridEncoder
 from vaebench.models.quantize import Quantized, VectorQuantizer
-
-
-class GridEncoder(nn.Sequential):
-    """(B, c_in, H, W) -> (B, c_out, H / 2^n, W / 2^n): n = len(widths) 4x4 stride-2
-    convs, a 3x3 conv, a 1x1 projection."""
-
-    def __init__(self, c_in: int, widths, c_out: int):
-        layers: list[nn.Module] = []
-        for w in widths:
-            layers += [nn.Conv2d(c_in, w, 4, 2, 1), nn.ReLU()]
-            c_in = w
-        super().__init__(*layers, nn.Conv2d(c_in, c_in, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(c_in, c_out, 1))
-
-
-class GridDecoder(nn.Sequential):
-    """(B, c_in, h, w) -> (B, c_out, 2^n h, 2^n w), the mirror of :class:`GridEncoder`."""
-
-    def __init__(self, c_in: int, widths, c_out: int):
-        chans = list(reversed(widths))
-        layers: list[nn.Module] = [nn.Conv2d(c_in, chans[0], 3, padding=1), nn.ReLU()]
-        for a, b in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU()]
-        super().__init__(*layers, nn.ConvTranspose2d(chans[-1], c_out, 4, 2, 1))
 
 
 class VQVAEConfig(ModelConfig):
@@ -85,17 +62,14 @@ class VQVAE(Model):
     def widths(self) -> tuple[int, ...]:
         return tuple(self.cfg.hidden or self.default_widths)
 
-    def downsampling(self) -> list[int]:
-        """Number of stride-2 steps from the image to each code grid, top first."""
-        return [len(self.widths)]
-
     def grid_shapes(self) -> list[tuple[int, int]]:
+        """(h, w) of each code grid, top first: here one grid, the image / 2^len(widths)."""
         h, w = self.image_shape[1:]
-        deepest = 2 ** max(self.downsampling())
-        if h % deepest or w % deepest:
-            raise ConfigError(f"hidden {list(self.widths)}: the code grids need image sides "
-                              f"divisible by {deepest}, got {h}x{w}; use fewer widths")
-        return [(h >> k, w >> k) for k in self.downsampling()]
+        n = len(self.widths)
+        if h % 2 ** n or w % 2 ** n:
+            raise ConfigError(f"hidden {list(self.widths)}: {n} stride-2 convs need image "
+                              f"sides divisible by {2 ** n}, got {h}x{w}; use fewer widths")
+        return [(h >> n, w >> n)]
 
     def build_networks(self):
         c, d = self.image_shape[0], self.cfg.latent_dim
@@ -110,6 +84,10 @@ class VQVAE(Model):
         return self.decoder(grids[0])
 
     # --- the Model interface ----------------------------------------------------------
+    @property
+    def code_dim(self) -> int:
+        return self.cfg.latent_dim * sum(h * w for h, w in self.grid_shapes())
+
     def encode(self, x):
         return PointMass(torch.cat([q.z_q.flatten(1) for q in self.quantize(x)], 1))
 
