@@ -13,10 +13,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from vaebench.data import dsprites, mnist
+from vaebench.data import dsprites, mnist, moving_sprites
 from vaebench.data.base import DataError, PreparedData, load_prepared
 
-DATASETS: dict[str, ModuleType] = {"dsprites": dsprites, "mnist": mnist}
+DATASETS: dict[str, ModuleType] = {"dsprites": dsprites, "mnist": mnist,
+                                    "moving_sprites": moving_sprites}
 
 
 def get_dataset(name: str) -> ModuleType:

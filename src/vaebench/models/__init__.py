@@ -18,7 +18,10 @@ from vaebench.models.cae import CAE
 from vaebench.models.dae import DAE
 from vaebench.models.ksparse_ae import KSparseAE
 from vaebench.models.sparse_ae import SparseAE
+from vaebench.models.tdvae import TDVAE
 from vaebench.models.vae import VAE
+from vaebench.models.vqvae import VQVAE
+from vaebench.models.vqvae2 import VQVAE2
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
@@ -32,6 +35,9 @@ MODELS: dict[str, type[Model]] = {
     "iwae": IWAE,
     "linear_vae": LinearVAE,
     "ppca": PPCA,
+    "vqvae": VQVAE,
+    "vqvae2": VQVAE2,
+    "tdvae": TDVAE,
 }
 
 

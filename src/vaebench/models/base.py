@@ -100,9 +100,20 @@ class Model(nn.Module):
         self.cfg = cfg
         self.image_shape = tuple(image_shape)
         self.likelihood = LIKELIHOODS[cfg.likelihood](cfg)
-        self.encoder, self.decoder = build_backbone(
-            cfg.backbone, image_shape, self.enc_out_factor * cfg.latent_dim, cfg.latent_dim,
-            self.likelihood.n_maps, cfg.hidden)
+        self.encoder, self.decoder = self.build_networks()
+
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        """(encoder, decoder): the shared backbone named by ``cfg.backbone``; a variant
+        whose networks do not fit the backbone interface (code grids, sequences)
+        builds its own here."""
+        cfg = self.cfg
+        return build_backbone(cfg.backbone, self.image_shape, self.enc_out_factor * cfg.latent_dim,
+                              cfg.latent_dim, self.likelihood.n_maps, cfg.hidden)
+
+    @property
+    def code_dim(self) -> int:
+        """Length of the code vectors of ``encode`` / ``represent`` / ``decode``."""
+        return self.cfg.latent_dim
 
     def encode(self, x: torch.Tensor) -> Distribution:
         raise NotImplementedError
@@ -153,6 +164,12 @@ class Model(nn.Module):
     # --- optional capabilities ------------------------------------------------------
     def exact_log_prob(self, x: torch.Tensor) -> torch.Tensor | None:
         """Exact log p(x) per example where it is tractable (linear-Gaussian models)."""
+        return None
+
+    def nll_bound(self, x: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """An upper bound on -log p(x) per example, in nats, with its parts (e.g.
+        ``recon_nll``, ``code_nll``, ``total``) -- for models whose q is not a density
+        an importance sampler can use (VQ models: a point mass on discrete codes)."""
         return None
 
     def diagnostics(self, x: torch.Tensor) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Shared backbones: the MLP of the IWAE paper and the 64x64 conv net of the
 disentanglement literature. A backbone maps images to a flat vector and a
 flat vector back to ``out_channels`` image-shaped maps (likelihood parameters).
+GridEncoder / GridDecoder keep the spatial layout instead (the code grids of VQ models).
 """
 from __future__ import annotations
 
@@ -75,6 +76,30 @@ class Conv64Decoder(nn.Module):
         return out.view(*lead, *out.shape[1:])
 
 
+class GridEncoder(nn.Sequential):
+    """(B, c_in, H, W) -> (B, c_out, H / 2^n, W / 2^n): n = len(widths) 4x4 stride-2
+    convs, a 3x3 conv, a 1x1 projection."""
+
+    def __init__(self, c_in: int, widths, c_out: int):
+        layers: list[nn.Module] = []
+        for w in widths:
+            layers += [nn.Conv2d(c_in, w, 4, 2, 1), nn.ReLU()]
+            c_in = w
+        super().__init__(*layers, nn.Conv2d(c_in, c_in, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(c_in, c_out, 1))
+
+
+class GridDecoder(nn.Sequential):
+    """(B, c_in, h, w) -> (B, c_out, 2^n h, 2^n w), the mirror of :class:`GridEncoder`."""
+
+    def __init__(self, c_in: int, widths, c_out: int):
+        chans = list(reversed(widths))
+        layers: list[nn.Module] = [nn.Conv2d(c_in, chans[0], 3, padding=1), nn.ReLU()]
+        for a, b in zip(chans, chans[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU()]
+        super().__init__(*layers, nn.ConvTranspose2d(chans[-1], c_out, 4, 2, 1))
+
+
 def _check_conv64(image_shape):
     if tuple(image_shape[1:]) != (64, 64):
         raise ValueError(f"backbone 'conv64' needs 64x64 images, got {tuple(image_shape)}")
@@ -85,6 +110,8 @@ def check_hidden(name: str, hidden) -> None:
     with ``n_hidden`` takes exactly that many (conv64: its one fc width); ``mlp`` takes
     any number, ``[]`` being a single linear layer image -> code (the shallow
     autoencoders of seed 001). ``None`` is always the backbone's default."""
+    if name not in BACKBONES:   # a variant that builds its own networks (build_networks)
+        return
     n = getattr(BACKBONES[name][0], "n_hidden", None)
     if hidden is not None and n is not None and len(hidden) != n:
         raise ValueError(f"backbone {name!r} takes {n} hidden width(s), got {list(hidden)}")
