@@ -136,7 +136,10 @@ code, pre { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 90
 code { background: #f1f1f1; padding: 0 .25em; border-radius: 3px; }
 pre { background: #f5f5f5; padding: .8em; overflow-x: auto; border-radius: 4px; }
 table { border-collapse: collapse; margin: .5em 0 1.2em; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top;
+         white-space: nowrap; }
+td.long { white-space: normal; min-width: 18em; }
+.scroll { overflow-x: auto; }
 th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
 caption { caption-side: top; text-align: left; font-style: italic; color: #555;
           padding-bottom: .3em; }
@@ -175,9 +178,10 @@ def html_table(frame: pd.DataFrame, caption: str = "", colours: dict[str, str] |
             text = html.escape(str(value))
             if i == 0 and colours and value in colours:
                 text = f'<span class="swatch" style="background:{colours[value]}"></span>{text}'
-            cells.append(f"<td>{text}</td>")
+            cells.append(f'<td class="long">{text}</td>' if len(str(value)) > 40
+                         else f"<td>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return "<table>" + "".join(rows) + "</tbody></table>"
+    return '<div class="scroll"><table>' + "".join(rows) + "</tbody></table></div>"
 
 
 def _html_figure(fig: Figure) -> str:
