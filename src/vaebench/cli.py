@@ -25,6 +25,10 @@ def _train(args, cfg):
     train_stage(cfg, args.name, args.data, args.out, args.metrics, args.plots, args.figures)
 
 
+def _robustness(args, cfg):
+    from vaebench.evaluate.robustness import robustness_stage
+    robustness_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
+
 def _report(args, cfg):
     from vaebench.report.stage import report_stage
     command = (f"vaebench report --metrics {args.metrics} --plots {args.plots} "
@@ -55,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, required=True)
     p.add_argument("--figures", type=Path, help="folder for reconstructions / samples PNGs")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("robustness", help="corruptions, encoder Jacobian, attacks (every seed)")
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared (all datasets)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    p.add_argument("--plots", type=Path, required=True, help="directory of curve CSVs")
+    p.set_defaults(func=_robustness)
 
     p = sub.add_parser("report", help="the report page comparing every variant (files only)")
     p.add_argument("--metrics", type=Path, required=True, help="reports/metrics (every stage)")
