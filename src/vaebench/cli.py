@@ -29,11 +29,17 @@ def _robustness(args, cfg):
     from vaebench.evaluate.robustness import robustness_stage
     robustness_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
 
+
 def _report(args, cfg):
     from vaebench.report.stage import report_stage
     command = (f"vaebench report --metrics {args.metrics} --plots {args.plots} "
                f"--figures {args.figures} --figures-out {args.figures_out} --out {args.out}")
     report_stage(cfg, args.metrics, args.plots, args.figures, args.figures_out, args.out, command)
+
+
+def _loglik(args, cfg):
+    from vaebench.evaluate.loglik import loglik_stage
+    loglik_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
 
 
 def _check(args, cfg):
@@ -59,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, required=True)
     p.add_argument("--figures", type=Path, help="folder for reconstructions / samples PNGs")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("loglik", help="log p(x) at several K, ELBO, gaps (every seed)")
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared (all datasets)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    p.add_argument("--plots", type=Path, required=True, help="plot CSV (one row per K)")
+    p.set_defaults(func=_loglik)
 
     p = sub.add_parser("robustness", help="corruptions, encoder Jacobian, attacks (every seed)")
     p.add_argument("name")

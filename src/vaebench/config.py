@@ -27,6 +27,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
+    model_validator,
 )
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -71,6 +73,42 @@ class TrainConfig(Strict):
                 f"it has {sorted(self.epochs)}")
         return self.epochs[dataset]
 
+
+class LoglikConfig(Strict):
+    """``loglik:`` -- log p(x) at several numbers of importance samples K (seeds 002, 003).
+
+    Memory is bounded by the two chunk sizes: one decoder call sees
+    ``chunk_samples * chunk_points`` rows, and the codes of one K-chunk for the
+    whole test subset (``chunk_samples * n_test * latent`` numbers) are held at once.
+    """
+
+    ks: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
+        description="numbers of importance samples K, strictly increasing")
+    n_test: PositiveInt | None = None     # the first n_test test images (None: all)
+    chunk_points: PositiveInt = 50        # test points per decoder call
+    chunk_samples: PositiveInt = 50       # importance samples per decoder call
+    active_threshold: PositiveFloat = 0.01  # a unit is active if Var_x E_q[z_u] exceeds it
+    kl_dim_samples: PositiveInt = 256     # MC samples for KL per dimension without a closed form
+    gap_n: NonNegativeInt = 50            # test points for the inference gaps (0: skip)
+    gap_steps: PositiveInt = 100          # Adam steps of the per-datapoint q*
+    gap_lr: PositiveFloat = 0.01
+    gap_samples: PositiveInt = 8          # reparameterised samples per step
+    gap_eval_samples: PositiveInt = 500   # samples for the final ELBOs of q and q*
+    seed: NonNegativeInt = 0
+    device: Device | None = None          # None: the top-level ``device``
+
+    @field_validator("ks")
+    @classmethod
+    def _increasing(cls, ks: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(ks, ks[1:])):
+            raise ValueError("must be strictly increasing positive integers, e.g. [1, 10, 100]")
+        return ks
+
+    @model_validator(mode="after")
+    def _gap_subset(self):
+        if self.n_test is not None and self.gap_n > self.n_test:
+            raise ValueError(f"gap_n ({self.gap_n}) must not exceed n_test ({self.n_test})")
+        return self
 
 def _check_levels(levels: list[float]) -> list[float]:
     if not levels or levels[0] != 0:
@@ -140,7 +178,8 @@ class RobustnessConfig(Strict):
 
 # Sections of params.yaml that a profile may overlay, with their schema.
 # An evaluation stage adds its own section here.
-SECTIONS: dict[str, type[Strict]] = {"train": TrainConfig, "robustness": RobustnessConfig}
+SECTIONS: dict[str, type[Strict]] = {"train": TrainConfig, "loglik": LoglikConfig,
+                                     "robustness": RobustnessConfig}
 
 
 class EvaluateLists(Strict):
@@ -262,7 +301,28 @@ def _resolve(raw: dict, profile: str) -> Config:
             if name not in models:
                 raise ConfigError(f"evaluate.{stage}: {name!r} is not in models; "
                                   f"known: {sorted(models)}")
+            check_applicable(stage, name, models[name])
     return cfg
+
+
+# What an evaluation stage needs of a model's class: stage -> (test, what is missing).
+EVALUATE_REQUIRES: dict[str, tuple[Any, str]] = {
+    "loglik": (lambda cls: cls.probabilistic,
+               "is not probabilistic (it needs a decoder likelihood, a prior and a q(z|x) "
+               "with a density to estimate log p(x))"),
+}
+
+
+def check_applicable(stage: str, name: str, mcfg: Any) -> None:
+    """Raise ConfigError if ``evaluate.<stage>`` lists a model its stage cannot evaluate."""
+    if stage not in EVALUATE_REQUIRES:
+        return
+    from vaebench.models import MODELS
+    test, missing = EVALUATE_REQUIRES[stage]
+    if not test(MODELS[mcfg.family]):
+        able = sorted(f for f, c in MODELS.items() if test(c))
+        raise ConfigError(f"evaluate.{stage}: model {name!r} (family {mcfg.family!r}) {missing}; "
+                          f"families it applies to: {', '.join(able)}")
 
 
 def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:
