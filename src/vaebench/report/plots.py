@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from vaebench.report.tables import DISENTANGLEMENT, Flat  # noqa: E402
+from vaebench.report.tables import DISENTANGLEMENT, ROBUSTNESS_METRICS, Flat  # noqa: E402
 
 DPI = 90
 
@@ -114,7 +114,7 @@ def training_curves(agg: pd.DataFrame, colours: dict[str, str], path: Path) -> P
             c = colours.get(model, "grey")
             ax.plot(df["epoch"], df["test_loss"], marker="o", ms=3, color=c, label=model)
             ax.fill_between(df["epoch"], df["test_loss"] - df["test_loss_ci95"],
-                            df["test_loss"] + df["test_loss_ci95"], color=c, alpha=0.2, lw=0)
+                            df["test_loss"] + df["test_loss_ci95"], color=c, alpha=0.15, lw=0)
         ax.set(title=f"dataset: {panel}", xlabel="epoch",
                ylabel="test loss (objective, nats per image)")
         ax.grid(alpha=0.3)
@@ -135,50 +135,67 @@ def loglik_frame(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
             if c is None:
                 continue
             naive, elbo, exact = (f.get(f"naive.k{k}"), f.get("elbo"), f.get("exact"))
+            gain = f.get(f"log_p_hat.k{k}.minus_elbo")
             rows.append({"panel": data.get("dataset", ""), "model": model, "k": int(k),
                          "log_p_hat": c.value, "stderr": c.stderr, "ci95": c.ci95,
+                         "gain": gain.value if gain else None,
+                         "gain_stderr": gain.stderr if gain else None,
+                         "gain_ci95": gain.ci95 if gain else None,
                          "naive": naive.value if naive else None,
                          "elbo": elbo.value if elbo else None,
                          "exact": exact.value if exact else None})
     return pd.DataFrame(rows, columns=["panel", "model", "k", "log_p_hat", "stderr", "ci95",
-                                       "naive", "elbo", "exact"])
+                                       "gain", "gain_stderr", "gain_ci95", "naive", "elbo",
+                                       "exact"])
 
 
-def _bar(df: pd.DataFrame) -> np.ndarray:
+def _bar(df: pd.DataFrame, prefix: str = "") -> np.ndarray:
     """Error bar half-widths: the 95% interval over seeds, else the SE over test points."""
-    ci = pd.to_numeric(df["ci95"], errors="coerce")
-    se = pd.to_numeric(df["stderr"], errors="coerce")
+    ci = pd.to_numeric(df[f"{prefix}ci95"], errors="coerce")
+    se = pd.to_numeric(df[f"{prefix}stderr"], errors="coerce")
     return ci.fillna(se).fillna(0).to_numpy()
 
 
+def _k_axis(ax, ks) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
+    ax.set_xlabel("K, importance samples (log scale)")
+    ax.grid(alpha=0.3)
+
+
 def loglik_vs_k(frame: pd.DataFrame, colours: dict[str, str], path: Path) -> Path | None:
-    """log p̂_K(x) against K (log axis), one row per dataset: the importance-sampling
-    estimate (left; exact log p(x) dashed where known) and the naive prior-sampling
-    estimate (right)."""
+    """Against K (log axis), one row per dataset: the importance-sampling estimate
+    log p̂_K(x) (exact log p(x) dashed where known), its gain over the ELBO (a paired
+    difference, so its error bars are much smaller), and the naive prior-sampling estimate."""
     if frame.empty:
         return None
     panels = list(dict.fromkeys(frame["panel"]))
-    has_naive = frame["naive"].notna().any()
-    fig, axes = plt.subplots(len(panels), 2 if has_naive else 1, squeeze=False,
-                             figsize=(5.2 * (2 if has_naive else 1), 3.6 * len(panels) + 0.6),
+    kinds = ["log_p_hat"] + [c for c in ("gain", "naive") if frame[c].notna().any()]
+    fig, axes = plt.subplots(len(panels), len(kinds), squeeze=False,
+                             figsize=(4.6 * len(kinds), 3.5 * len(panels) + 0.6),
                              layout="constrained")
+    ks = sorted(frame["k"].unique())
     for row, panel in zip(axes, panels):
-        for model, df in frame[frame["panel"] == panel].groupby("model", sort=False):
+        rows = frame[frame["panel"] == panel]
+        for model, df in rows.groupby("model", sort=False):
             c = colours.get(model, "grey")
-            row[0].errorbar(df["k"], df["log_p_hat"], yerr=_bar(df), color=c, marker="o", ms=4,
-                            capsize=3, label=model)
+            for ax, kind in zip(row, kinds):
+                if kind == "naive":
+                    ax.plot(df["k"], df["naive"], color=c, marker="s", ms=4, ls=":", label=model)
+                else:
+                    prefix = "gain_" if kind == "gain" else ""
+                    ax.errorbar(df["k"], df[kind], yerr=_bar(df, prefix), color=c, marker="o",
+                                ms=4, capsize=3, label=model)
             if df["exact"].notna().any():
                 row[0].axhline(df["exact"].dropna().iloc[0], color=c, ls="--", lw=1)
-            if has_naive and df["naive"].notna().any():
-                row[1].plot(df["k"], df["naive"], color=c, marker="s", ms=4, ls=":", label=model)
-        row[0].set(title=f"{panel}: importance sampling (dashed: exact)",
-                   ylabel="log p̂_K(x) (nats per image)")
-        if has_naive:
-            row[1].set(title=f"{panel}: naive (z from the prior)", ylabel="estimate (nats per image)")
-        for ax in row:
-            ax.set_xscale("log")
-            ax.set_xlabel("K, importance samples (log scale)")
-            ax.grid(alpha=0.3, which="both")
+        exact = " (dashed: exact log p(x))" if rows["exact"].notna().any() else ""
+        titles = {"log_p_hat": (f"{panel}: log p̂_K(x){exact}", "log p̂_K(x) (nats per image)"),
+                  "gain": (f"{panel}: gain over the ELBO", "log p̂_K(x) − ELBO (nats per image)"),
+                  "naive": (f"{panel}: naive (z from the prior)", "estimate (nats per image)")}
+        for ax, kind in zip(row, kinds):
+            ax.set(title=titles[kind][0], ylabel=titles[kind][1])
+            _k_axis(ax, ks)
     _legend(fig, list(axes.flat), colours)
     return _save(fig, path)
 
@@ -220,17 +237,23 @@ METRIC_LABELS = {"recon_err": "‖x̂(x̃) − x‖² (sum over pixels)",
                  "code_dist": "‖r(x̃) − r(x)‖ / ‖r(x)‖",
                  "kl": "KL(q(z|x̃) ‖ q(z|x)) (nats)",
                  "delta_elbo": "ELBO change on clean x (nats)",
-                 "probe_acc": "linear-probe accuracy (factors)",
+                 "probe_acc": "probe accuracy (mean over factors)",
                  "latent": "KL (nats) or relative code distance",
                  "output": "‖x̂(x+δ) − x̂(x)‖² (sum over pixels)"}
+def group_order(group: str) -> tuple:
+    """Corruptions first, then attacks, each alphabetically."""
+    return (group.startswith("attack"), group)
+
+
 _CURVE = re.compile(r"(?P<group>.+)-(?P<metric>[^-]+)\.csv")
 
 
-def read_robustness_curves(plots_dir: Path, models: list[str]) -> pd.DataFrame:
-    """panel, group, metric, model, level, value (mean over seeds), ci95 from
-    ``plots/robustness/<model>/<group>-<metric>.csv`` (per-factor probes left out)."""
+def read_robustness_curves(plots_dir: Path, datasets: dict[str, str]) -> pd.DataFrame:
+    """panel, dataset, group, metric, model, level, value (mean over seeds), ci95 from
+    ``plots/robustness/<model>/<group>-<metric>.csv`` for ``{model: dataset}`` (per-factor
+    probes left out: they are in results.csv)."""
     frames = []
-    for model in models:
+    for model, dataset in datasets.items():
         for path in sorted((plots_dir / "robustness" / model).glob("*.csv")):
             m = _CURVE.fullmatch(path.name)
             if not m or m["metric"].startswith("probe_acc_"):
@@ -240,34 +263,46 @@ def read_robustness_curves(plots_dir: Path, models: list[str]) -> pd.DataFrame:
                 continue
             seeds = [c for c in df.columns if re.fullmatch(r"seed\d+", c)]
             half = ci95(df[seeds].to_numpy(), axis=1) if len(seeds) > 1 else np.zeros(len(df))
-            frames.append(pd.DataFrame({"panel": f"{m['group']}: {m['metric']}",
-                                        "group": m["group"], "metric": m["metric"], "model": model,
+            frames.append(pd.DataFrame({"panel": f"{dataset} · {m['group']}: {m['metric']}",
+                                        "dataset": dataset, "group": m["group"], "metric": m["metric"], "model": model,
                                         "level": df["level"], "value": df["value"],
                                         "ci95": half}))
-    cols = ["panel", "group", "metric", "model", "level", "value", "ci95"]
+    cols = ["panel", "dataset", "group", "metric", "model", "level", "value", "ci95"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
 def robustness_curves(curves: pd.DataFrame, colours: dict[str, str], out_dir: Path
                       ) -> list[Path]:
-    """One figure per corruption / attack (``robustness_<group>.png``), one panel per
-    metric, a line per model."""
+    """One figure per corruption / attack (``robustness_<group>.png``): a row of panels
+    (one per metric) per dataset, a line per model, band: 95% interval over seeds."""
     if curves.empty:
         return []
     paths = []
-    for group, g in curves.groupby("group", sort=False):
-        metrics = list(dict.fromkeys(g["metric"]))
-        fig, axes = _grid(len(metrics), 3, 4.0, 3.0)
-        for ax, metric in zip(axes, metrics):
-            for model, df in g[g["metric"] == metric].groupby("model", sort=False):
-                c = colours.get(model, "grey")
-                ax.plot(df["level"], df["value"], marker="o", ms=3, color=c, label=model)
-                ax.fill_between(df["level"], df["value"] - df["ci95"], df["value"] + df["ci95"],
-                                color=c, alpha=0.2, lw=0)
-            ax.set(title=metric, xlabel=LEVEL_LABELS.get(group, "level"),
-                   ylabel=METRIC_LABELS.get(metric, metric))
-            ax.grid(alpha=0.3)
+    for group in sorted(set(curves["group"]), key=group_order):
+        g = curves[curves["group"] == group]
+        found = set(g["metric"])
+        metrics = [m for m in ROBUSTNESS_METRICS if m in found] + sorted(
+            found - set(ROBUSTNESS_METRICS))
+        datasets = list(dict.fromkeys(g["dataset"]))
+        fig, axes = plt.subplots(len(datasets), len(metrics), squeeze=False,
+                                 figsize=(3.4 * len(metrics), 2.9 * len(datasets) + 0.9),
+                                 layout="constrained")
+        for row, dataset in zip(axes, datasets):
+            for ax, metric in zip(row, metrics):
+                sub = g[(g["dataset"] == dataset) & (g["metric"] == metric)]
+                for model, df in sub.groupby("model", sort=False):
+                    c = colours.get(model, "grey")
+                    ax.plot(df["level"], df["value"], marker="o", ms=3, color=c, label=model)
+                    ax.fill_between(df["level"], df["value"] - df["ci95"],
+                                    df["value"] + df["ci95"], color=c, alpha=0.15, lw=0)
+                ax.set_title(f"{dataset}: {metric}", fontsize=10)
+                ax.set_xlabel(LEVEL_LABELS.get(group, "level"), fontsize=9)
+                ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=9)
+                ax.grid(alpha=0.3)
+                if sub.empty:
+                    ax.text(0.5, 0.5, "not measured", ha="center", va="center",
+                            transform=ax.transAxes, color="grey")
         fig.suptitle(GROUP_TITLES.get(group, group.replace("_", " ")))
-        _legend(fig, axes, colours)
+        _legend(fig, list(axes.flat), colours)
         paths.append(_save(fig, out_dir / f"robustness_{group}.png"))
     return paths

@@ -14,6 +14,7 @@ import yaml
 from vaebench.config import Config
 from vaebench.report import tables
 from vaebench.report.page import Bullets, Code, Document, Figure, Gallery, Section, Table, Text
+from vaebench.report.plots import GROUP_TITLES
 
 # Train figures in this order first (then any other PNG the train stage drew).
 TRAIN_FIGURES = ("reconstructions", "samples")
@@ -142,13 +143,16 @@ def robustness(x: Inputs) -> Section:
     blocks = [
         Text("Inputs corrupted at increasing levels (level 0 = clean) and attacked within "
              "ε-balls (projected gradient ascent). Each curve is summarised by its normalised "
-             "area (`auc_<corruption>_<metric>`: the mean height of the curve over the level "
-             "range, in the metric's units). Lower is more robust for every metric except "
-             "probe accuracy (higher is better) and the ELBO change (closer to 0 is better)."),
+             "area (AUC: the mean height of the curve over the level range, in the metric's "
+             "units; `auc_<curve>_<metric>` in results.csv, where the per-factor probe "
+             "accuracies are too). Lower is more robust for every metric except the probe "
+             "accuracy (higher is better) and the ELBO change (closer to 0 is better)."),
         Table(tables.robustness_table(x.flat), "", _not_run("robustness")),
     ]
-    blocks.extend(Figure(p, f"{_title(p)}: mean over seeds, band: 95% interval over seeds")
-                  for p in x.drawn.get("robustness") or [])
+    for p in x.drawn.get("robustness") or []:
+        group = p.stem.removeprefix("robustness_")
+        blocks.append(Figure(p, f"{GROUP_TITLES.get(group, group)}: curves per dataset and "
+                                "metric (mean over seeds, band: 95% interval over seeds)."))
     return Section("robustness", "Robustness", blocks)
 
 

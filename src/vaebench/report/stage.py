@@ -31,7 +31,8 @@ def draw_figures(cfg: Config, metrics: dict, F: tables.Flat, plots_dir: Path,
     """Every report figure and curve CSV into ``out``; ``{name: path(s) or None}``."""
     train = plots.aggregate_curves(plots.read_train_curves(plots_dir, metrics))
     loglik = plots.loglik_frame(metrics, F)
-    robust = plots.read_robustness_curves(plots_dir, list(metrics.get("robustness", {})))
+    robust = plots.read_robustness_curves(
+        plots_dir, {m: d.get("dataset", "") for m, d in metrics.get("robustness", {}).items()})
     for frame, name in zip((train, loglik, robust), PLOT_CSVS):
         frame.to_csv(out / name, index=False)
     return {"training_curves": plots.training_curves(train, colours, out / "training_curves.png"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -255,23 +256,30 @@ def loglik_ks(metrics: dict[str, dict[str, dict]]) -> list[int]:
     return sorted(ks)
 
 
+def largest_k(data: dict) -> int | None:
+    return max((int(k) for k in data.get("ks") or []), default=None)
+
+
 def likelihood_table(cfg: Config, metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
-    """ELBO, L_K = log p̂_K(x) at every K, naive estimate, exact value, active units, gaps."""
+    """ELBO, L_K = log p̂_K(x) at every K, its gain over the ELBO at the largest K (a paired
+    difference, so its SE is small), exact value, naive estimate, active units, gaps."""
     ks = loglik_ks(metrics)
-    cols = ["model", "dataset", "ELBO", *[f"log p̂ K={k}" for k in ks], "exact log p",
-            f"naive K={ks[-1]}" if ks else "naive", "KL", "active units",
-            "approximation gap", "amortisation gap"]
+    naive = f"naive K={ks[-1]}" if ks else "naive"
+    gain = f"log p̂ − ELBO, K={ks[-1]}" if ks else "log p̂ − ELBO"
+    cols = ["model", "dataset", "ELBO", *[f"log p̂ K={k}" for k in ks], gain, "exact log p",
+            naive, "KL", "active units", "approximation gap", "amortisation gap"]
     rows = []
     for model, f in F.get("loglik", {}).items():
-        kmax = max((int(k) for k in metrics["loglik"][model].get("ks") or []), default=None)
+        kmax = largest_k(metrics["loglik"][model])
         active = fmt(f.get("active_units"), 1)
         if active and model in cfg.models:
             active += f" / {cfg.models[model].latent_dim}"
         rows.append({"model": model, "dataset": metrics["loglik"][model].get("dataset", ""),
                      "ELBO": fmt(f.get("elbo")),
                      **{f"log p̂ K={k}": fmt(f.get(f"log_p_hat.k{k}")) for k in ks},
+                     gain: fmt(f.get(f"log_p_hat.k{kmax}.minus_elbo")),
                      "exact log p": fmt(f.get("exact")),
-                     cols[4 + len(ks)]: fmt(f.get(f"naive.k{kmax}")),
+                     naive: fmt(f.get(f"naive.k{kmax}")),
                      "KL": fmt(f.get("kl")), "active units": active,
                      "approximation gap": fmt(f.get("gaps.approximation")),
                      "amortisation gap": fmt(f.get("gaps.amortisation"))})
@@ -287,7 +295,7 @@ def nll_table(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
     for q (VQ models: reconstruction + code prior, from the train stage)."""
     rows = []
     for model, f in F.get("loglik", {}).items():
-        kmax = max((int(k) for k in metrics["loglik"][model].get("ks") or []), default=None)
+        kmax = largest_k(metrics["loglik"][model])
         c = f.get(f"log_p_hat.k{kmax}")
         if c is not None:
             rows.append({"model": model, "dataset": metrics["loglik"][model].get("dataset", ""),
@@ -335,16 +343,39 @@ def attributes_table(F: Flat) -> pd.DataFrame:
 
 
 ROBUSTNESS_EXTRA = ("recon_err_clean", "elbo_clean", "probe_acc_clean", "jacobian_frob")
+# The robustness stage's curve metrics, in the order the report shows them.
+ROBUSTNESS_METRICS = ("recon_err", "code_dist", "kl", "delta_elbo", "probe_acc", "latent",
+                      "output")
+_AUC = re.compile(r"auc_(?P<group>.+?)_(?P<metric>%s)" % "|".join(ROBUSTNESS_METRICS))
+
+
+def split_auc(key: str) -> tuple[str, str] | None:
+    """``auc_<group>_<metric>`` -> (group, metric) for the known curve metrics, else None
+    (per-factor probe accuracies ``..._probe_acc_<factor>`` included)."""
+    m = _AUC.fullmatch(key)
+    return (m["group"], m["metric"]) if m else None
 
 
 def robustness_table(F: Flat) -> pd.DataFrame:
-    """Curve summaries (normalised AUC: mean height over the level range) and clean
-    values: one row per quantity, one column per model."""
+    """Curve summaries (normalised AUC: the mean height of the curve over the level range)
+    and clean values: one row per (corruption or attack, metric), one column per model.
+    Per-factor probe accuracies and any other key stay in results.csv."""
     by_model = F.get("robustness", {})
-    keys = sorted({k for f in by_model.values() for k in f if k.startswith("auc_")})
-    keys += [k for k in ROBUSTNESS_EXTRA if any(k in f for f in by_model.values())]
-    rows = [{"quantity": k, **{m: fmt_auto(f.get(k)) for m, f in by_model.items()}} for k in keys]
-    return pd.DataFrame(rows, columns=["quantity", *by_model])
+    found = {split_auc(k) for f in by_model.values() for k in f if k.startswith("auc_")}
+    found.discard(None)
+    groups = sorted({g for g, _ in found}, key=lambda g: (g.startswith("attack"), g))
+    rows = []
+    for group in groups:
+        for metric in ROBUSTNESS_METRICS:
+            if (group, metric) in found:
+                key = f"auc_{group}_{metric}"
+                rows.append({"curve": group, "metric": f"{metric} (AUC)",
+                             **{m: fmt_auto(f.get(key)) for m, f in by_model.items()}})
+    for key in ROBUSTNESS_EXTRA:
+        if any(key in f for f in by_model.values()):
+            rows.append({"curve": "clean" if key != "jacobian_frob" else "encoder",
+                         "metric": key, **{m: fmt_auto(f.get(key)) for m, f in by_model.items()}})
+    return pd.DataFrame(rows, columns=["curve", "metric", *by_model])
 
 
 def headline(metrics: dict[str, dict[str, dict]], F: Flat) -> dict:
@@ -361,7 +392,7 @@ def headline(metrics: dict[str, dict[str, dict]], F: Flat) -> dict:
         put(model, "train", "n_params", f.get("n_params"))
         put(model, "train", "nll_bound", f.get("diagnostics.nll_bound"))
     for model, f in F.get("loglik", {}).items():
-        kmax = max((int(k) for k in metrics["loglik"][model].get("ks") or []), default=None)
+        kmax = largest_k(metrics["loglik"][model])
         put(model, "loglik", "elbo", f.get("elbo"))
         put(model, "loglik", f"log_p_hat_k{kmax}", f.get(f"log_p_hat.k{kmax}"))
         put(model, "loglik", "active_units", f.get("active_units"))
