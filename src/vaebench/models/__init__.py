@@ -10,12 +10,14 @@ from typing import Any
 from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.svi_vae import SVIVAE
 from vaebench.models.vae import VAE
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
     "vae": VAE,
     "beta_vae": BetaVAE,
+    "svi_vae": SVIVAE,
 }
 
 

@@ -77,6 +77,12 @@ class Model(nn.Module):
     # has a decoder likelihood and a prior, so log p(x) can be estimated
     probabilistic: ClassVar[bool] = False
     enc_out_factor: ClassVar[int] = 1   # encoder outputs enc_out_factor * latent_dim numbers
+    # training calls loss(x, step, index=idx) with the examples' training-set indices
+    # (per-datapoint variational parameters); evaluation calls loss(x, step)
+    needs_index: ClassVar[bool] = False
+    # training evaluates the test terms after every epoch (False: after the last one only,
+    # for models whose inference on new data is itself an expensive optimisation)
+    eval_every_epoch: ClassVar[bool] = True
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...]):
         super().__init__()
@@ -125,6 +131,9 @@ class Model(nn.Module):
     def groups_to_step(self, step: int) -> list[str]:
         """Which groups take an optimiser step at ``step`` (alternating updates override)."""
         return list(self.optim_groups())
+
+    def before_fit(self, data, binarize: bool) -> None:
+        """Called once before the optimisers are built, e.g. to size per-datapoint state."""
 
     def after_fit(self, data, binarize: bool) -> None:
         """Called once after training, e.g. to fit an ex-post density on the codes."""
