@@ -42,6 +42,11 @@ def _loglik(args, cfg):
     loglik_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
 
 
+def _disentangle(args, cfg):
+    from vaebench.evaluate.disentangle import disentangle_stage
+    disentangle_stage(cfg, args.name, args.models, args.data, args.raw, args.out, args.figures)
+
+
 def _check(args, cfg):
     print(f"params OK: profile {cfg.profile}, {len(cfg.models)} models, seeds {cfg.seeds}")
 
@@ -65,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, required=True)
     p.add_argument("--figures", type=Path, help="folder for reconstructions / samples PNGs")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("disentangle", help="disentanglement metrics, traversals, attribute "
+                                           "vectors of one model (every seed)")
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared")
+    p.add_argument("--raw", type=Path, required=True, help="data/raw (original dSprites file, if any)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    p.add_argument("--figures", type=Path, required=True, help="figures folder")
+    p.set_defaults(func=_disentangle)
 
     p = sub.add_parser("loglik", help="log p(x) at several K, ELBO, gaps (every seed)")
     p.add_argument("name")
