@@ -79,6 +79,7 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
     assert metrics["ks"] == [1, 5] and metrics["n_test"] == 32
     assert set(metrics["seeds"]) == {"0", "1"}
     per_seed = [metrics["seeds"][s] for s in ("0", "1")]
+    assert "kl_per_dim" not in metrics        # per unit: per seed only
     for key in ("elbo", "kl"):              # the top level is the mean over seeds
         expected = sum(r[key]["mean"] for r in per_seed) / 2
         assert metrics[key]["mean"] == pytest.approx(expected)
@@ -86,7 +87,8 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
     for r in per_seed:
         assert r["n_test"] == 32 and r["kl_closed_form"] is True
         assert r["elbo"]["mean"] == pytest.approx(r["recon"]["mean"] - r["kl"]["mean"])
-        assert sum(r["kl_per_dim"].values()) == pytest.approx(r["kl"]["mean"], rel=1e-5)
+        assert sum(r["kl_per_dim"]) == pytest.approx(r["kl"]["mean"], rel=1e-5)
+        assert sum(a > 0.01 for a in r["unit_activity"]) == r["active_units"]
         assert len(r["unit_activity"]) == 50 and 0 <= r["active_units"] <= 50
         assert "exact" not in r and "error" not in r["log_p_hat"]["k5"]
         assert r["log_p_hat"]["k5"]["minus_elbo"] == pytest.approx(
@@ -94,7 +96,8 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
         assert r["gaps"]["n"] == 8 and r["gaps"]["steps"] == 5
         assert r["gaps"]["inference"]["mean"] == pytest.approx(
             r["gaps"]["approximation"]["mean"] + r["gaps"]["amortisation"]["mean"])
-        assert set(r["time_s"]) == set(r["cpu_s"]) == {"estimates", "exact", "posterior", "gaps", "total"}
+        parts = {"estimates", "exact", "posterior", "gaps", "total"}
+        assert set(r["time_s"]) == set(r["cpu_s"]) == parts
     table = pd.read_csv(plots)
     assert list(table["k"]) == [1, 5] and set(table["model"]) == {"mnist_vae"}
     assert {"log_p_hat", "stderr", "naive", "naive_stderr", "elbo", "exact"} <= set(table)
@@ -124,19 +127,34 @@ def test_exact_models_report_errors(linear_gaussian):
 @pytest.mark.parametrize("edit, match", [
     (lambda r: r["loglik"].update(ks=[0, 10]),
      r"loglik \(profile quick\)\.ks\.0: Input should be greater than 0"),
-    (lambda r: r["loglik"].update(ks=[100, 10]), r"loglik \(profile quick\)\.ks: .*strictly increasing"),
+    (lambda r: r["loglik"].update(ks=[100, 10]),
+     r"loglik \(profile quick\)\.ks: .*strictly increasing"),
     (lambda r: r["loglik"].update(chunk_points=0), r"loglik \(profile quick\)\.chunk_points"),
     (lambda r: r["loglik"].update(n_test=100, gap_n=200),
      r"gap_n \(200\) must not exceed n_test \(100\)"),
     (lambda r: r["loglik"].update(samples=3), r"loglik \(profile \w+\)\.samples: Extra inputs"),
     (lambda r: r["profiles"]["paper"]["loglik"].update(ks=[-1]),
      r"loglik \(profile paper\)\.ks\.0: Input should be greater than 0"),
+    (lambda r: r["profiles"]["quick"]["loglik"]["datasets"]["dsprites"].update(ks=[0]),
+     r"loglik \(profile quick\): Value error, datasets\.dsprites\.ks\.0: Input should be greater"),
+    (lambda r: r["profiles"]["quick"]["loglik"]["datasets"]["dsprites"].update(gap_n=60),
+     r"datasets\.dsprites: gap_n \(60\) must not exceed n_test \(50\)$"),
+    (lambda r: r["loglik"].update(datasets={"cifar": {"n_test": 5, "gap_n": 2}}),
+     r"loglik\.datasets\.cifar \(profile \w+\): no dataset 'cifar'"),
     (lambda r: r["evaluate"]["loglik"].append("mnist_ae"),
      r"evaluate.loglik: model 'mnist_ae' \(family 'ae'\) is not probabilistic"),
 ])
 def test_bad_params_are_clear_errors(tmp_path, edit, match):
     with pytest.raises(ConfigError, match=match):
         load_config(write_params(tmp_path, edit))
+
+
+def test_dataset_overrides_apply_to_that_dataset_only():
+    section = load_config(REPO / "params.yaml", "quick").section("loglik")
+    dsprites, mnist_ = section.for_dataset("dsprites"), section.for_dataset("mnist")
+    assert dsprites.n_test == 50 and dsprites.ks == [1, 10, 100] and dsprites.gap_n == 10
+    assert mnist_.n_test == section.n_test == 500 and mnist_.ks == [1, 10, 100, 1000]
+    assert dsprites.seed == section.seed and dsprites.datasets == {}
 
 
 def test_absent_device_fails_before_any_work(tmp_path):

@@ -166,11 +166,11 @@ def importance_estimates(model, x: Tensor, ks, *, chunk_points: int, chunk_sampl
         for k0 in range(0, k_max, chunk_samples):
             k1 = min(k0 + chunk_samples, k_max)
             kc = k1 - k0
-            z = draw(q.sample, x.device, seed, PROPOSAL, k0, k1)             # (kc, N, *E)
+            z = draw(q.sample, x.device, seed, PROPOSAL, k0, k1)   # (kc, N, *E)
             ratio = q.log_prob(z) - prior.log_prob(z)              # (kc, N)
             log_ratio += ratio.double().sum(0)
-            if naive:
-                px_prior = model.decode(draw(prior.sample, x.device, seed, PRIOR, k0, k1))  # batch (kc,)
+            if naive:                                              # p(x|z_k), batch (kc,)
+                px_prior = model.decode(draw(prior.sample, x.device, seed, PRIOR, k0, k1))
             for i0 in range(0, n, chunk_points):
                 rows = slice(i0, min(i0 + chunk_points, n))
                 xb = x[rows]

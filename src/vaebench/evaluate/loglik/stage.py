@@ -1,6 +1,7 @@
 """``loglik@<model>``: every log-likelihood number of one trained model, per seed.
 
-For each seed's checkpoint, on the first ``loglik.n_test`` test inputs: the
+For each seed's checkpoint, on the first ``loglik.n_test`` test inputs (the
+section with the overrides of ``loglik.datasets.<its dataset>``): the
 importance-sampling estimate log p_K(x) = L_K and the naive prior-sampling
 estimate at every K of ``loglik.ks`` (mean over points with its standard
 error), the ELBO with its reconstruction and KL terms, KL per latent
@@ -80,7 +81,7 @@ def inference_gaps(model, x: Tensor, log_p_hat: Tensor, exact: Tensor | None,
     out = {"n": len(x), "steps": cfg.gap_steps, "eval_samples": k,
            "elbo_q": summary(elbos["q"]), "elbo_q_star": summary(elbos["q_star"]),
            "log_p_hat": summary(log_p_hat),
-           f"log_p_hat_q_star_k{k}": summary(bounds["q_star"]),
+           "log_p_hat_q_star": summary(bounds["q_star"]),   # L_K with q* as proposal
            "approximation": summary(log_p_hat - elbos["q_star"]),
            "amortisation": summary(elbos["q_star"] - elbos["q"]),
            "inference": summary(log_p_hat - elbos["q"]),
@@ -129,11 +130,12 @@ def evaluate_model(model, x: Tensor, cfg: LoglikConfig, progress: bool = True) -
     out = {"n_test": len(x), "ks": est.ks, "k_max": est.ks[-1],
            "elbo": _compared(elbo, exact), "recon": summary(est.recon), "kl": summary(kl),
            "kl_closed_form": closed, "active_units": n_active,
-           "unit_activity": {f"z{u}": float(a) for u, a in enumerate(activity)},
+           # per unit: lists, kept per seed only (units of different seeds do not correspond)
+           "unit_activity": [float(a) for a in activity],
            "log_p_hat": {f"k{k}": _compared(est.log_p[k], exact, elbo) for k in est.ks},
            "naive": {f"k{k}": _compared(est.naive[k], exact) for k in est.ks}}
     if kl_dims is not None:
-        out["kl_per_dim"] = {f"z{u}": float(v) for u, v in enumerate(kl_dims.double().mean(0))}
+        out["kl_per_dim"] = [float(v) for v in kl_dims.double().mean(0)]
     if exact is not None:
         out["exact"] = summary(exact)
     clock.lap("posterior")
@@ -165,9 +167,10 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
                  plots_path: Path, progress: bool = True) -> dict:
     """``loglik@<name>``: write the metrics JSON and the plot CSV; mirror to MLflow."""
     if name not in cfg.models:
-        raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
+        raise ConfigError(f"model {name!r} is not in params.yaml models; "
+                          f"known: {sorted(cfg.models)}")
     check_applicable("loglik", name, cfg.models[name])
-    lcfg: LoglikConfig = cfg.section("loglik")
+    lcfg: LoglikConfig = cfg.section("loglik").for_dataset(cfg.models[name].dataset)
     device = resolve_device(lcfg.device or cfg.device, "loglik.device")
     runs = trained_runs(models_dir)
     per_seed, cache, mirror = {}, {}, Mirror("loglik")
