@@ -164,14 +164,14 @@ class ProbeConfig(Strict):
 
 
 class JacobianConfig(Strict):
-    """Exact encoder Jacobian on the first ``n`` test points (0: skip), ``chunk`` at a time."""
+    """Exact encoder Jacobian on ``n`` of the test points (0: skip), ``chunk`` at a time."""
 
     n: NonNegativeInt = 200
     chunk: PositiveInt = 50
 
 
 class AttackConfig(Strict):
-    """Projected-gradient attacks on the first ``n`` test points."""
+    """Projected-gradient attacks on ``n`` of the test points."""
 
     n: PositiveInt = 200
     eps: dict[Literal["l2", "linf"], Levels] = {"l2": [0.0, 0.5, 1.0, 2.0],
@@ -183,7 +183,7 @@ class AttackConfig(Strict):
 class RobustnessConfig(Strict):
     """``robustness:`` -- corruptions, encoder sensitivity and attacks (evaluate/robustness.py)."""
 
-    n_test: PositiveInt | None = 1000  # first n of the fixed test set (None: all)
+    n_test: PositiveInt | None = 1000  # seeded random subset of the test set (None: all)
     batch_size: PositiveInt = 500
     seed: NonNegativeInt = 0           # corruption draws, probe subset, attack starts
     corruptions: Annotated[dict[str, Levels], AfterValidator(_check_corruptions)] = {

@@ -5,6 +5,7 @@ import json
 import re
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from torch import nn
 from vaebench import cli, tracking
 from vaebench.config import ConfigError, load_config
 from vaebench.evaluate.robustness import (corruption_curves, displacement, normalised_auc,
-                                          reference)
+                                          reference, random_test_subset)
 from vaebench.models import build_model, validate_model_config
 from vaebench.train import train_stage
 
@@ -32,6 +33,20 @@ def test_normalised_auc_is_the_mean_height_of_the_curve():
     # trapezoid on uneven levels: (0.5 * (0 + 1) * 1 + 0.5 * (1 + 4) * 3) / 4
     assert normalised_auc([0, 1, 4], [0, 1, 4]) == pytest.approx(8 / 4)
     assert normalised_auc([0], [7.0]) == 7.0
+
+
+def test_test_subset_is_a_seeded_random_draw_not_the_sorted_head():
+    # prepared test sets are sorted by factor / label: a leading slice would hold one class
+    labels = torch.arange(1000).div(100, rounding_mode="floor")[:, None]     # 10 sorted classes
+    data = SimpleNamespace(x_test=torch.arange(1000.0), factors_test=labels,
+                           device=torch.device("cpu"),
+                           test_inputs=lambda binarize: torch.arange(1000.0))
+    x, f = random_test_subset(data, 200, True, seed=0)
+    assert torch.equal(f[:, 0], labels[x.long(), 0]) and len(x.unique()) == 200
+    assert len(f.unique()) == 10 and f[:, 0].bincount().min() >= 8    # every class present
+    assert torch.equal(random_test_subset(data, 200, True, seed=0)[0], x)
+    assert not torch.equal(random_test_subset(data, 200, True, seed=1)[0], x)
+    assert len(random_test_subset(data, None, True, seed=0)[0]) == 1000
 
 
 @pytest.mark.parametrize("family", ["ae", "vae"])
@@ -97,7 +112,8 @@ def tiny_params(raw_params, write_params):
     ({"corruptions": {"masking": [0.1, 0.5]}}, "must start with 0"),
     ({"corruptions": {"masking": [0.0, 0.5, 0.3]}}, "strictly increasing"),
     ({"corruptions": {"masking": [0.0, 1.5]}}, "masking level"),
-    ({"attack": {"eps": {"l3": [0.0, 1.0]}}}, ").attack.eps.l3.[key]: Input should be 'l2' or 'linf'"),
+    ({"attack": {"eps": {"l3": [0.0, 1.0]}}},
+     ").attack.eps.l3.[key]: Input should be 'l2' or 'linf'"),
     ({"attack": {"steps": -1}}, ").attack.steps: Input should be greater than or equal to 0"),
     ({"device": "tpu"}, ").device: Value error, 'tpu' is not a device"),
 ])

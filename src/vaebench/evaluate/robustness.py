@@ -8,9 +8,11 @@ Everything goes through the common model interface (``encode``, ``represent``,
 way; what differs is decided by the objects, not by family names.
 
 **Corruptions.** For each process of :data:`vaebench.corruptions.CORRUPTIONS`
-and each level (0 first, so every curve starts at the clean point), on the first
-``n_test`` test inputs x with corrupted copies x~ (the same random draws at every
-level of one process, so the curves are smooth in the level):
+and each level (0 first, so every curve starts at the clean point), on a seeded
+random subset of ``n_test`` test inputs x (the prepared test sets are ordered by
+factor or label, so a leading slice would be biased; the subset is the same for
+every model) with corrupted copies x~ (the same random draws at every level of
+one process, so the curves are smooth in the level):
 
 * ``recon_err``  -- ||x^(x~) - x||^2 summed over pixels, against the CLEAN input,
   x^ = mean of p(x | z = represent(x~)). Squared error, not cross-entropy, so it
@@ -31,11 +33,12 @@ level of one process, so the curves are smooth in the level):
   fitted on clean TRAIN codes and applied to the corrupted test codes.
 
 **Encoder sensitivity.** ``jacobian_frob``: mean over the first ``jacobian.n``
-test points of ||J_r(x)||_F, exact (:mod:`vaebench.models.jacobian`); also
+points of that random subset of ||J_r(x)||_F, exact (:mod:`vaebench.models.jacobian`); also
 ``jacobian_frob_sq``, the mean of the square (the contractive penalty).
 
 **Attacks.** :mod:`vaebench.evaluate.attacks` -- latent and output attacks in
-the L2 and L-infinity balls for each eps of the list (0 first).
+the L2 and L-infinity balls for each eps of the list (0 first), on the first
+``attack.n`` points of the random subset.
 
 **Summaries.** Every curve y(level) is summarised by its normalised area
 AUC = (1 / (l_max - l_0)) * trapezoid integral of y over the levels, i.e. the
@@ -197,7 +200,8 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
     A level that leaves every input unchanged (level 0) takes the clean row: zero
     displacement, the clean reconstruction error and probe accuracy.
     """
-    refs = [reference(model, xb, seed + b, elbo_samples) for b, xb in enumerate(x.split(batch_size))]
+    refs = [reference(model, xb, seed + b, elbo_samples)
+            for b, xb in enumerate(x.split(batch_size))]
 
     def summary(per_batch: list[dict[str, torch.Tensor]], codes: list[torch.Tensor]):
         row = {k: float(sum(float(p[k].sum()) for p in per_batch)) / len(x) for k in per_batch[0]}
@@ -265,14 +269,23 @@ def attack_curves(model, x: torch.Tensor, eps: dict[str, list[float]], *, steps:
 
 # --- one model -------------------------------------------------------------------------
 
+def random_test_subset(data, n: int | None, binarize: bool, seed: int):
+    """A seeded random subset of n test inputs, in random order, and their factors.
+
+    Random, not the first n: the prepared test sets are sorted by factor or label.
+    """
+    gen = torch.Generator(device=data.device).manual_seed(_stream_seed(seed, "test"))
+    idx = torch.randperm(len(data.x_test), generator=gen, device=data.device)[:n]
+    return data.test_inputs(binarize)[idx], data.factors_test[idx]
+
+
 def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     """(flat metrics of one trained model, {(group, metric): (levels, values)})."""
     model.eval()
     binarize = model.cfg.binarize
-    n = rcfg.n_test or len(data.x_test)
-    x = data.test_inputs(binarize)[:n]                                   # (N, C, H, W)
+    x, factors = random_test_subset(data, rcfg.n_test, binarize, rcfg.seed)  # (N, ...), (N, F)
+    factors = factors.cpu().numpy()
     names = list(data.meta.get("factor_names") or [])
-    factors = data.factors_test[:n].cpu().numpy()
     seconds: dict[str, float] = {}
     t_all = t = time.perf_counter()
     cpu_all = time.process_time()
@@ -344,7 +357,8 @@ def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
                      out_json: Path, plots_dir: Path) -> dict:
     """``robustness@<name>``: every seed's checkpoint; metrics JSON, curve CSVs, MLflow."""
     if name not in cfg.models:
-        raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
+        raise ConfigError(f"model {name!r} is not in params.yaml models; "
+                          f"known: {sorted(cfg.models)}")
     rcfg: RobustnessConfig = cfg.section("robustness")
     device = resolve_device(cfg.stage_device("robustness"), "robustness.device")
     runs = trained_runs(models_dir)
