@@ -102,7 +102,10 @@ def likelihood(x: Inputs) -> Section:
              "the prior instead. Gaps, with q* fitted per data point: approximation = log p(x) − "
              "ELBO[q*], amortisation = ELBO[q*] − ELBO[q]. Nats per test image; higher log p is "
              "better."),
-        Table(tables.likelihood_table(x.cfg, x.metrics, x.flat), "", _not_run("loglik")),
+        Table(tables.likelihood_table(x.cfg, x.metrics, x.flat),
+              "Nats per test image. `log p̂ − ELBO` and `naive` are at each model's largest K "
+              "(the K list may differ per dataset, `loglik.datasets`); a blank cell: not "
+              "measured for that model.", _not_run("loglik")),
     ]
     if x.drawn.get("loglik_vs_k"):
         blocks.append(Figure(x.drawn["loglik_vs_k"], "log p̂_K(x) against K: mean over seeds "
