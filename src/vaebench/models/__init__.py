@@ -10,11 +10,19 @@ from typing import Any
 from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.cae import CAE
+from vaebench.models.dae import DAE
+from vaebench.models.ksparse_ae import KSparseAE
+from vaebench.models.sparse_ae import SparseAE
 from vaebench.models.svi_vae import SVIVAE
 from vaebench.models.vae import VAE
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
+    "dae": DAE,
+    "sparse_ae": SparseAE,
+    "ksparse_ae": KSparseAE,
+    "cae": CAE,
     "vae": VAE,
     "beta_vae": BetaVAE,
     "svi_vae": SVIVAE,

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import PositiveInt
+from pydantic import PositiveInt, model_validator
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, constraints
 
 from vaebench.config import Strict
 from vaebench.models.likelihoods import LIKELIHOODS
-from vaebench.models.nets import build_backbone
+from vaebench.models.nets import build_backbone, check_hidden
 
 
 class ModelConfig(Strict):
@@ -31,6 +31,11 @@ class ModelConfig(Strict):
     likelihood: Literal["bernoulli"] = "bernoulli"
     binarize: bool = True      # dynamic binarisation of training batches (intensity datasets)
     train: dict[str, Any] = {}  # overrides of the ``train`` section for this model
+
+    @model_validator(mode="after")
+    def _hidden_fits_backbone(self):
+        check_hidden(self.backbone, self.hidden)
+        return self
 
 
 @dataclass
@@ -133,7 +138,8 @@ class Model(nn.Module):
         return list(self.optim_groups())
 
     def before_fit(self, data, binarize: bool) -> None:
-        """Called once before the optimisers are built, e.g. to size per-datapoint state."""
+        """Called once before training, before the optimisers are built: e.g. to size
+        per-datapoint state or to start the decoder at the data's marginal."""
 
     def after_fit(self, data, binarize: bool) -> None:
         """Called once after training, e.g. to fit an ex-post density on the codes."""
