@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from vaebench import cli
@@ -17,8 +18,8 @@ from vaebench.config import load_config
 from vaebench.report import ReportError, tables
 from vaebench.report.plots import model_colours
 from vaebench.report.stage import PLOT_CSVS, report_stage
+from vaebench.report.figures import save_image_rows
 from vaebench.report.tables import Cell, flat
-
 
 
 def load_pagecheck():
@@ -105,9 +106,13 @@ def test_results_csv_is_tidy_with_means_per_seed_values_and_intervals(cfg, tmp_p
 def test_page_has_every_section_and_only_local_resolving_references(cfg, tmp_path, write_reports):
     root = tmp_path / "reports"
     write_reports(root, cfg)
+    # a stage the report has no section for: its figures are shown under "Other figures"
+    save_image_rows(root / "figures" / "sequence" / "mnist_vae" / "rollout.png",
+                    [("x", torch.rand(2, 1, 8, 8))], "rollout")
     out = _run(cfg, root)
     page = pagecheck.check_html(root / "index.html")
-    assert page.sections == SECTIONS
+    assert page.sections == [*SECTIONS[:-1], "other", "reproduce"]
+    assert "sequence / mnist_vae: rollout" in "".join(page.text)
     text = "".join(page.text)
     # every figure is on the page: own figures, and every PNG the stages drew
     stage_pngs = [p for p in (root / "figures").rglob("*.png") if "report" not in p.parts]

@@ -30,7 +30,6 @@ class Inputs:
     flat: tables.Flat
     figures_dir: Path          # reports/figures (the stages' figures)
     own_figures: Path          # reports/figures/report (this stage's figures)
-    out_dir: Path              # where index.html, report.md, results.csv are written
     commit: str
     command: str               # the exact `vaebench report ...` line
     drawn: dict = field(default_factory=dict)   # name -> Path | list[Path] | None

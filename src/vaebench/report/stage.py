@@ -68,25 +68,25 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
     with io.atomic_dir(figures_out) as tmp:
         drawn = _moved(draw_figures(cfg, metrics, F, plots_dir, colours, tmp), tmp, figures_out)
 
-    results = tables.results_frame(metrics)
     with io.atomic_path(out_dir / "results.csv") as tmp:
-        results.to_csv(tmp, index=False)
-    io.write_json(out_dir / "headline.json", tables.headline(metrics, F))
+        tables.results_frame(metrics).to_csv(tmp, index=False)
+    headline = tables.headline(metrics, F)
+    io.write_json(out_dir / "headline.json", headline)
 
     commit = tracking.git_commit()
     command = command or (f"vaebench report --metrics {metrics_dir} --plots {plots_dir} "
                           f"--figures {figures_dir} --figures-out {figures_out} --out {out_dir}")
-    doc = sections.document(sections.Inputs(cfg, metrics, F, figures_dir, figures_out, out_dir,
+    doc = sections.document(sections.Inputs(cfg, metrics, F, figures_dir, figures_out,
                                             commit, command, drawn))
     io.write_text(out_dir / "report.md", page.to_markdown(doc, out_dir))
     io.write_text(out_dir / "index.html", page.to_html(doc, colours))
 
     own = sorted(figures_out.glob("*.png"))
     if mirror:
-        _mirror(cfg, out_dir, own, commit, tables.headline(metrics, F))
+        _mirror(cfg, out_dir, own, commit, headline)
     seconds = time.perf_counter() - t0
     print(f"report: {len(metrics.get('train', {}))} trained models, stages "
-          f"{sorted(metrics)}, {len(own)} figures -> {out_dir / 'index.html'} ({seconds:.1f} s)")
+          f"{list(metrics)}, {len(own)} figures -> {out_dir / 'index.html'} ({seconds:.1f} s)")
     return {"models": sorted(metrics.get("train", {})), "figures": own, "seconds": seconds}
 
 
