@@ -12,6 +12,7 @@ from pathlib import Path
 from vaebench.config import ConfigError, load_config
 from vaebench.data.base import DataError
 from vaebench.devices import DeviceError
+from vaebench.report import ReportError
 
 
 def _prepare(args, cfg):
@@ -33,6 +34,13 @@ def _robustness(args, cfg):
 def _disentangle(args, cfg):
     from vaebench.evaluate.disentangle import disentangle_stage
     disentangle_stage(cfg, args.name, args.models, args.data, args.raw, args.out, args.figures)
+
+
+def _report(args, cfg):
+    from vaebench.report.stage import report_stage
+    command = (f"vaebench report --metrics {args.metrics} --plots {args.plots} "
+               f"--figures {args.figures} --figures-out {args.figures_out} --out {args.out}")
+    report_stage(cfg, args.metrics, args.plots, args.figures, args.figures_out, args.out, command)
 
 
 def _check(args, cfg):
@@ -82,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=Path, required=True, help="figures folder")
     p.set_defaults(func=_disentangle)
 
+    p = sub.add_parser("report", help="the report page comparing every variant (files only)")
+    p.add_argument("--metrics", type=Path, required=True, help="reports/metrics (every stage)")
+    p.add_argument("--plots", type=Path, required=True, help="reports/plots (curve CSVs)")
+    p.add_argument("--figures", type=Path, required=True, help="reports/figures (stages' PNGs)")
+    p.add_argument("--figures-out", type=Path, required=True, help="the report's own figures")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for index.html, report.md, results.csv, headline.json")
+    p.set_defaults(func=_report)
+
     p = sub.add_parser("check", help="validate params.yaml and exit")
     p.set_defaults(func=_check)
     return parser
@@ -92,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.params)
         args.func(args, cfg)
-    except (ConfigError, DataError, DeviceError, FileNotFoundError) as err:
+    except (ConfigError, DataError, DeviceError, FileNotFoundError, ReportError) as err:
         print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)
         return 2
     return 0
