@@ -137,7 +137,7 @@ def test_page_has_every_section_and_only_local_resolving_references(cfg, tmp_pat
 
 
 def test_colours_are_one_per_model_and_the_same_everywhere(cfg, tmp_path, write_reports):
-    for n in (3, 10, 20, 25):
+    for n in (3, 10, 20, 25, 40, 45):
         names = [f"m{i}" for i in range(n)]
         colours = model_colours(names)
         assert list(colours) == names and len(set(colours.values())) == n

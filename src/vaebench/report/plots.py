@@ -27,14 +27,13 @@ DPI = 90
 
 
 def model_colours(models: list[str]) -> dict[str, str]:
-    """One colour per model (tab10, tab20 beyond 10 models, turbo beyond 20)."""
+    """One colour per model, in params.yaml order: tab10 up to 10 models, tab20 up to 20,
+    tab20 then tab20b up to 40, evenly spaced on turbo beyond."""
     n = len(models)
-    if n <= 10:
-        cmap = plt.get_cmap("tab10")
-        return {m: to_hex(cmap(i)) for i, m in enumerate(models)}
-    if n <= 20:
-        cmap = plt.get_cmap("tab20")
-        return {m: to_hex(cmap(i)) for i, m in enumerate(models)}
+    if n <= 40:
+        palette = (plt.get_cmap("tab10").colors if n <= 10 else
+                   plt.get_cmap("tab20").colors + (plt.get_cmap("tab20b").colors if n > 20 else ()))
+        return {m: to_hex(palette[i]) for i, m in enumerate(models)}
     cmap = plt.get_cmap("turbo")
     return {m: to_hex(cmap(x)) for m, x in zip(models, np.linspace(0.05, 0.95, n))}
 
@@ -73,7 +72,7 @@ def _legend(fig, axes, colours: dict[str, str]) -> None:
     order = [m for m in colours if m in handles] + [m for m in handles if m not in colours]
     if order:
         fig.legend([handles[m] for m in order], order, loc="outside lower center",
-                   ncols=min(len(order), 4), fontsize=8, frameon=False)
+                   ncols=min(len(order), 5), fontsize=8, frameon=False)
 
 
 # --- training curves ---------------------------------------------------------------------
