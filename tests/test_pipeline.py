@@ -60,6 +60,55 @@ def test_repro_writes_every_declared_output(repo):
         assert metrics["profile"] == "tiny" and metrics["test"]["loss"] > 0
 
 
+def _pagecheck():
+    """tests/report/pagecheck.py: the independent checker of the report's pages."""
+    import importlib.util
+    name = "vaebench_tests_pagecheck"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parent / "report" / "pagecheck.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+def test_report_reads_every_stage_and_is_self_contained(repo):
+    import pandas as pd
+    params = _params(repo)
+    reports = repo / "reports"
+    page = _pagecheck().check_html(reports / "index.html")
+    assert page.sections == ["suite", "training", "likelihood", "disentanglement",
+                             "robustness", "samples", "reproduce"]
+    images, _ = _pagecheck().check_markdown(reports / "report.md")
+    assert len(images) == len(page.images) > 0
+    results = pd.read_csv(reports / "results.csv", dtype={"seed": str})
+    assert set(results["model"]) == set(params["models"])
+    for stage, names in params["evaluate"].items():
+        done = set(results[results.stage == stage]["model"])
+        assert done == set(names), f"{stage}: report shows {done}, params list {names}"
+    for model in params["models"]:   # every model's train figures are on the page
+        for png in (reports / "figures" / "train" / model).glob("*.png"):
+            assert any(p.endswith(f"train/{model}/{png.name}") for p in images)
+    text = "".join(page.text)
+    for stage in params["evaluate"]:
+        if params["evaluate"][stage]:
+            assert f"evaluate.{stage} in params.yaml is empty" not in text
+
+    out = _run(repo, "dvc", "plots", "show", "--json")
+    shown, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])   # stderr may follow
+    assert not shown.get("errors"), shown.get("errors")
+    top = [next(iter(p)) for p in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]]
+    for title in top:
+        (plot,) = shown["data"][title]
+        assert plot["content"]["data"]["values"], f"dvc plots show: {title} has no data"
+    header = _run(repo, "dvc", "exp", "show", "--csv").splitlines()[0].split(",")
+    head = json.loads((reports / "headline.json").read_text())
+    for model, stages in head.items():
+        for stage, values in stages.items():
+            for name in values:
+                assert any(c.endswith(f"{model}.{stage}.{name}") for c in header), name
+
+
 def test_second_repro_does_nothing_and_status_is_clean(repo):
     out = _run(repo, "dvc", "repro")
     assert "Running stage" not in out

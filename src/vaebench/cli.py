@@ -12,6 +12,7 @@ from pathlib import Path
 from vaebench.config import ConfigError, load_config
 from vaebench.data.base import DataError
 from vaebench.devices import DeviceError
+from vaebench.report import ReportError
 
 
 def _prepare(args, cfg):
@@ -22,6 +23,24 @@ def _prepare(args, cfg):
 def _train(args, cfg):
     from vaebench.train import train_stage
     train_stage(cfg, args.name, args.data, args.out, args.metrics, args.plots, args.figures)
+
+
+def _loglik(args, cfg):
+    from vaebench.evaluate.loglik import loglik_stage
+    loglik_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
+def _robustness(args, cfg):
+    from vaebench.evaluate.robustness import robustness_stage
+    robustness_stage(cfg, args.name, args.models, args.data, args.out, args.plots)
+def _disentangle(args, cfg):
+    from vaebench.evaluate.disentangle import disentangle_stage
+    disentangle_stage(cfg, args.name, args.models, args.data, args.raw, args.out, args.figures)
+
+
+def _report(args, cfg):
+    from vaebench.report.stage import report_stage
+    command = (f"vaebench report --metrics {args.metrics} --plots {args.plots} "
+               f"--figures {args.figures} --figures-out {args.figures_out} --out {args.out}")
+    report_stage(cfg, args.metrics, args.plots, args.figures, args.figures_out, args.out, command)
 
 
 def _check(args, cfg):
@@ -48,6 +67,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=Path, help="folder for reconstructions / samples PNGs")
     p.set_defaults(func=_train)
 
+    # evaluation stages: one model's checkpoints -> metrics JSON + plot file(s)
+    for stage, func, text, plots in (
+            ("loglik", _loglik, "log p(x) at several K, ELBO, gaps (every seed)",
+             "plot CSV (one row per K)"),
+            ("robustness", _robustness, "corruptions, encoder Jacobian, attacks (every seed)",
+             "directory of curve CSVs")):
+        p = sub.add_parser(stage, help=text)
+        p.add_argument("name")
+        p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+        p.add_argument("--data", type=Path, required=True, help="data/prepared (all datasets)")
+        p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+        p.add_argument("--plots", type=Path, required=True, help=plots)
+        p.set_defaults(func=func)
+    p = sub.add_parser("disentangle", help="disentanglement metrics, traversals, attribute "
+                                           "vectors of one model (every seed)")
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared")
+    p.add_argument("--raw", type=Path, required=True, help="data/raw (original dSprites file, if any)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    p.add_argument("--figures", type=Path, required=True, help="figures folder")
+    p.set_defaults(func=_disentangle)
+
+    p = sub.add_parser("report", help="the report page comparing every variant (files only)")
+    p.add_argument("--metrics", type=Path, required=True, help="reports/metrics (every stage)")
+    p.add_argument("--plots", type=Path, required=True, help="reports/plots (curve CSVs)")
+    p.add_argument("--figures", type=Path, required=True, help="reports/figures (stages' PNGs)")
+    p.add_argument("--figures-out", type=Path, required=True, help="the report's own figures")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for index.html, report.md, results.csv, headline.json")
+    p.set_defaults(func=_report)
+
     p = sub.add_parser("check", help="validate params.yaml and exit")
     p.set_defaults(func=_check)
     return parser
@@ -58,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.params)
         args.func(args, cfg)
-    except (ConfigError, DataError, DeviceError, FileNotFoundError) as err:
+    except (ConfigError, DataError, DeviceError, FileNotFoundError, ReportError) as err:
         print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)
         return 2
     return 0

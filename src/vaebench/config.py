@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,9 +23,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
+    model_validator,
 )
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -71,9 +75,247 @@ class TrainConfig(Strict):
         return self.epochs[dataset]
 
 
+class LoglikConfig(Strict):
+    """``loglik:`` -- log p(x) at several numbers of importance samples K (seeds 002, 003).
+
+    Memory is bounded by the two chunk sizes: one decoder call sees
+    ``chunk_samples * chunk_points`` rows, and the codes of one K-chunk for the
+    whole test subset (``chunk_samples * n_test * latent`` numbers) are held at once.
+    ``datasets.<name>`` overrides any key for the models of one dataset (a conv
+    decoder on 64x64 images costs ~100x the MLP's per sample on a CPU).
+    """
+
+    ks: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
+        description="numbers of importance samples K, strictly increasing")
+    n_test: PositiveInt | None = None     # the first n_test test images (None: all)
+    chunk_points: PositiveInt = 50        # test points per decoder call
+    chunk_samples: PositiveInt = 50       # importance samples per decoder call
+    active_threshold: PositiveFloat = 0.01  # a unit is active if Var_x E_q[z_u] exceeds it
+    kl_dim_samples: PositiveInt = 256     # MC samples for KL per dimension without a closed form
+    gap_n: NonNegativeInt = 50            # test points for the inference gaps (0: skip)
+    gap_steps: PositiveInt = 100          # Adam steps of the per-datapoint q*
+    gap_lr: PositiveFloat = 0.01
+    gap_samples: PositiveInt = 8          # reparameterised samples per step
+    gap_eval_samples: PositiveInt = 500   # samples for the final ELBOs of q and q*
+    seed: NonNegativeInt = 0
+    device: Device | None = None          # None: the top-level ``device``
+    datasets: dict[str, dict[str, Any]] = {}  # dataset name -> overrides of the keys above
+
+    def for_dataset(self, dataset: str) -> "LoglikConfig":
+        """This section with the overrides of ``datasets.<dataset>`` applied."""
+        over = self.datasets.get(dataset)
+        if not over:
+            return self
+        return LoglikConfig.model_validate({**self.model_dump(exclude={"datasets"}), **over})
+
+    @field_validator("ks")
+    @classmethod
+    def _increasing(cls, ks: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(ks, ks[1:])):
+            raise ValueError("must be strictly increasing positive integers, e.g. [1, 10, 100]")
+        return ks
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.n_test is not None and self.gap_n > self.n_test:
+            raise ValueError(f"gap_n ({self.gap_n}) must not exceed n_test ({self.n_test})")
+        for name, over in self.datasets.items():
+            if "datasets" in over:
+                raise ValueError(f"datasets.{name}: overrides cannot nest 'datasets'")
+            try:
+                self.for_dataset(name)
+            except ValidationError as err:
+                e = err.errors()[0]
+                where = ".".join(["datasets", name, *map(str, e["loc"])])
+                raise ValueError(f"{where}: {e['msg'].removeprefix('Value error, ')}") from None
+        return self
+def _check_levels(levels: list[float]) -> list[float]:
+    if not levels or levels[0] != 0:
+        raise ValueError(f"levels must start with 0 (the clean point every curve starts "
+                         f"from), got {levels}")
+    if any(b <= a for a, b in zip(levels[:-1], levels[1:])):
+        raise ValueError(f"levels must be strictly increasing, got {levels}")
+    return levels
+
+
+# A severity curve: 0 (clean) first, then increasing levels.
+Levels = Annotated[list[Annotated[float, Field(ge=0)]], AfterValidator(_check_levels)]
+
+
+def _check_corruptions(value: dict[str, list[float]]) -> dict[str, list[float]]:
+    import torch  # the corruption processes validate their own levels
+
+    from vaebench.corruptions import CORRUPTIONS
+    for name, levels in value.items():
+        if name not in CORRUPTIONS:
+            raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
+        for level in levels:
+            CORRUPTIONS[name](torch.zeros(1), level)   # raises ValueError naming the range
+    return value
+
+
+class ProbeConfig(Strict):
+    """Linear probes: one logistic regression per factor on clean train codes."""
+
+    n_train: PositiveInt = 2000       # train examples (random subset) the probes fit on
+    C: PositiveFloat = 1.0            # inverse L2 regularisation strength
+    max_iter: PositiveInt = 500
+
+
+class JacobianConfig(Strict):
+    """Exact encoder Jacobian on ``n`` of the test points (0: skip), ``chunk`` at a time."""
+
+    n: NonNegativeInt = 200
+    chunk: PositiveInt = 50
+
+
+class AttackConfig(Strict):
+    """Projected-gradient attacks on ``n`` of the test points."""
+
+    n: PositiveInt = 200
+    eps: dict[Literal["l2", "linf"], Levels] = {"l2": [0.0, 0.5, 1.0, 2.0],
+                                                "linf": [0.0, 0.02, 0.05, 0.1]}
+    steps: NonNegativeInt = 10
+    step_size: PositiveFloat = 0.25   # length of one step as a fraction of eps
+
+
+class RobustnessConfig(Strict):
+    """``robustness:`` -- corruptions, encoder sensitivity and attacks (evaluate/robustness.py)."""
+
+    n_test: PositiveInt | None = 1000  # seeded random subset of the test set (None: all)
+    batch_size: PositiveInt = 500
+    seed: NonNegativeInt = 0           # corruption draws, probe subset, attack starts
+    corruptions: Annotated[dict[str, Levels], AfterValidator(_check_corruptions)] = {
+        "gaussian": [0.0, 0.1, 0.2, 0.3, 0.5], "masking": [0.0, 0.1, 0.25, 0.5, 0.75],
+        "salt_pepper": [0.0, 0.05, 0.1, 0.2, 0.3]}
+    elbo_samples: PositiveInt = 1      # z samples per example for the ELBO change
+    probe: ProbeConfig = ProbeConfig()
+    jacobian: JacobianConfig = JacobianConfig()
+    attack: AttackConfig = AttackConfig()
+    device: Device | None = None       # None: the top-level ``device``
+# --- disentangle: the disentanglement evaluation (vaebench.evaluate.disentangle) ------
+# Defaults are disentanglement_lib's study protocol (DESIGN.md, Evaluations); the
+# field names are the keyword arguments of each metric's ``compute``.
+
+class BetaVAEMetricConfig(Strict):
+    batch_size: PositiveInt = 64      # pairs per point
+    num_train: PositiveInt = 10000
+    num_eval: PositiveInt = 5000
+
+
+class FactorVAEMetricConfig(Strict):
+    batch_size: Annotated[int, Field(ge=2)] = 64   # a variance needs two codes
+    num_train: PositiveInt = 10000    # votes
+    num_eval: PositiveInt = 5000
+    num_variance_estimate: Annotated[int, Field(ge=2)] = 10000
+    prune_threshold: NonNegativeFloat = 0.05        # dims with global std below are dropped
+
+
+class MIGMetricConfig(Strict):
+    num_train: PositiveInt = 10000
+    n_bins: PositiveInt = 20
+
+
+class DCIMetricConfig(Strict):
+    num_train: PositiveInt = 10000
+    num_test: PositiveInt = 5000
+    n_estimators: PositiveInt = 100   # boosting stages of each GradientBoostingClassifier
+
+
+class SAPMetricConfig(Strict):
+    num_train: PositiveInt = 10000
+    num_test: PositiveInt = 5000
+    svm_c: PositiveFloat = 0.01       # LinearSVC regularisation C
+
+
+class ModularityMetricConfig(Strict):
+    num_train: PositiveInt = 10000
+    num_test: PositiveInt = 5000
+    n_bins: PositiveInt = 20
+
+
+class DisentangleMetricsConfig(Strict):
+    """``disentangle.metrics``: one block per metric (every metric always runs)."""
+
+    beta_vae: BetaVAEMetricConfig = BetaVAEMetricConfig()
+    factor_vae: FactorVAEMetricConfig = FactorVAEMetricConfig()
+    mig: MIGMetricConfig = MIGMetricConfig()
+    dci: DCIMetricConfig = DCIMetricConfig()
+    sap: SAPMetricConfig = SAPMetricConfig()
+    modularity: ModularityMetricConfig = ModularityMetricConfig()
+
+
+class TraversalConfig(Strict):
+    """``disentangle.traversals``: each code dimension swept around a few test images."""
+
+    n_images: PositiveInt = 3
+    n_steps: Annotated[int, Field(ge=2)] = 9
+    limit: PositiveFloat = 3.0        # sweep +-limit standard deviations (prior's, else codes')
+
+
+class FactorClassifierConfig(Strict):
+    """``disentangle.attributes.classifier``: the judge of decoded images (an MLP)."""
+
+    n_train: PositiveInt = 20000      # rendered images with uniform factors
+    n_test: PositiveInt = 5000        # held out: its accuracy is reported
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 3e-3
+    hidden: PositiveInt = 256
+    crop: Annotated[int, Field(ge=4)] = 24   # side of the centroid-centred window (pixels)
+
+
+class AttributeConfig(Strict):
+    """One attribute vector: factor ``factor`` moved from class ``source`` to ``target``."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+    factor: str
+    source: NonNegativeInt
+    target: NonNegativeInt
+    tolerance: NonNegativeInt = 0     # a prediction within this many classes is a hit
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if self.source == self.target:
+            raise ValueError(f"source and target must differ (both {self.source})")
+        return self
+
+
+class AttributeVectorsConfig(Strict):
+    """``disentangle.attributes``: attribute vectors in code space (seed 002, section 12)."""
+
+    n_vector: PositiveInt = 1000      # images per factor value for the mean code difference
+    n_apply: PositiveInt = 500        # other images the vector is added to
+    n_examples: PositiveInt = 3       # shown in the figure
+    classifier: FactorClassifierConfig = FactorClassifierConfig()
+    items: list[AttributeConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [a.name for a in self.items]
+        if len(set(names)) != len(names):
+            raise ValueError(f"attribute names must be distinct (got {names})")
+        return self
+
+
+class DisentangleConfig(Strict):
+    """``disentangle:`` -- metrics, traversals and attribute vectors on ground-truth factors."""
+
+    representation: Literal["mean", "sampled"] = "mean"   # model.represent(x) | q(z|x).sample()
+    seed: NonNegativeInt = 0          # every random draw of the stage derives from it
+    encode_batch_size: PositiveInt = 1000
+    blas_threads: PositiveInt | None = 1   # BLAS threads of the sklearn fits (None: library default)
+    device: Device | None = None      # None: the top-level ``device``
+    metrics: DisentangleMetricsConfig = DisentangleMetricsConfig()
+    traversals: TraversalConfig = TraversalConfig()
+    attributes: AttributeVectorsConfig = AttributeVectorsConfig()
+
+
 # Sections of params.yaml that a profile may overlay, with their schema.
 # An evaluation stage adds its own section here.
-SECTIONS: dict[str, type[Strict]] = {"train": TrainConfig}
+SECTIONS: dict[str, type[Strict]] = {"train": TrainConfig, "loglik": LoglikConfig,
+                                     "robustness": RobustnessConfig,
+                                     "disentangle": DisentangleConfig}
 
 
 class EvaluateLists(Strict):
@@ -137,7 +379,8 @@ def _validate(schema: type[BaseModel], data: Any, where: str) -> Any:
         lines = []
         for e in err.errors():
             key = ".".join([where, *map(str, e["loc"])])
-            got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
+            whole = e["type"] == "missing" or isinstance(e.get("input"), dict)
+            got = "" if whole else f" (got {e.get('input')!r})"
             lines.append(f"  {key}: {e['msg']}{got}")
         raise ConfigError("invalid params.yaml:\n" + "\n".join(lines)) from None
 
@@ -186,6 +429,10 @@ def _resolve(raw: dict, profile: str) -> Config:
     }, "params")
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"seeds: values must be distinct (got {cfg.seeds})")
+    for name in sections["loglik"].datasets:
+        if name not in datasets:
+            raise ConfigError(f"loglik.datasets.{name} (profile {profile}): no dataset {name!r}; "
+                              f"known: {sorted(datasets)}")
     for name, m in models.items():
         if isinstance(cfg.train.epochs, dict) and not m.train.get("epochs"):
             cfg.train.epochs_for(m.dataset)  # raises if the profile forgot a dataset
@@ -195,7 +442,55 @@ def _resolve(raw: dict, profile: str) -> Config:
             if name not in models:
                 raise ConfigError(f"evaluate.{stage}: {name!r} is not in models; "
                                   f"known: {sorted(models)}")
+            check_applicable(stage, name, models[name])
+    _check_disentangle(cfg, profile)
     return cfg
+
+
+# What an evaluation stage needs of a model's class: stage -> (test, what is missing).
+EVALUATE_REQUIRES: dict[str, tuple[Any, str]] = {
+    "loglik": (lambda cls: cls.probabilistic,
+               "is not probabilistic (it needs a decoder likelihood, a prior and a q(z|x) "
+               "with a density to estimate log p(x))"),
+}
+
+
+def check_applicable(stage: str, name: str, mcfg: Any) -> None:
+    """Raise ConfigError if ``evaluate.<stage>`` lists a model its stage cannot evaluate."""
+    if stage not in EVALUATE_REQUIRES:
+        return
+    from vaebench.models import MODELS
+    test, missing = EVALUATE_REQUIRES[stage]
+    if not test(MODELS[mcfg.family]):
+        able = sorted(f for f, c in MODELS.items() if test(c))
+        raise ConfigError(f"evaluate.{stage}: model {name!r} (family {mcfg.family!r}) {missing}; "
+                          f"families it applies to: {', '.join(able)}")
+
+
+def _check_disentangle(cfg: Config, profile: str) -> None:
+    """Models in ``evaluate.disentangle`` need a dataset with ground-truth factors, and
+    every attribute vector must name one of its factors and valid classes."""
+    from vaebench.data import get_dataset
+    attributes = cfg.section("disentangle").attributes.items
+    for name in cfg.evaluate.disentangle:
+        dataset = cfg.models[name].dataset
+        module = get_dataset(dataset)
+        if not getattr(module, "GROUND_TRUTH_FACTORS", False):
+            raise ConfigError(
+                f"evaluate.disentangle: model {name!r} is trained on {dataset!r}, which has no "
+                f"ground-truth factors to sample from; disentanglement applies only to models "
+                f"of datasets with GROUND_TRUTH_FACTORS (e.g. dsprites)")
+        sizes = dict(zip(module.FACTOR_NAMES, module.FACTOR_SIZES))
+        for i, attr in enumerate(attributes):
+            where = f"disentangle.attributes.items[{i}] ({attr.name}, profile {profile})"
+            if attr.factor not in sizes:
+                raise ConfigError(f"{where}: factor {attr.factor!r} is not a factor of "
+                                  f"{dataset!r} (model {name!r}); valid: {list(sizes)}")
+            for key in ("source", "target"):
+                if getattr(attr, key) >= sizes[attr.factor]:
+                    raise ConfigError(
+                        f"{where}: {key} {getattr(attr, key)} is out of range for factor "
+                        f"{attr.factor!r} of {dataset!r}: valid 0..{sizes[attr.factor] - 1}")
 
 
 def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:

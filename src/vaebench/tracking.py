@@ -179,7 +179,8 @@ def model_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None = No
 
 
 @contextmanager
-def suite_run(name: str, tags: dict | None = None) -> Iterator[Run | None]:
-    """A suite-level run (the report), keyed by ``name``."""
-    with model_run(name, 0, "suite", tags={"kind": "suite", **(tags or {})}) as run:
+def suite_run(name: str, tags: dict | None = None, key: str = "suite") -> Iterator[Run | None]:
+    """A suite-level run (the report), keyed by ``name`` and ``key`` (e.g. a digest of the
+    results, so each pipeline run with different results gets its own run)."""
+    with model_run(name, 0, key, tags={"kind": "suite", **(tags or {})}) as run:
         yield run

@@ -47,8 +47,10 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     """Train ``model`` in place; return one row per epoch with train and test terms."""
     gen = torch.Generator(device=data.device)
     gen.manual_seed(seed)
+    model.before_fit(data, binarize)
+    epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
     opts = {name: torch.optim.Adam(params, lr=cfg.lr)
-            for name, params in model.optim_groups().items()}
+            for name, params in model.optim_groups().items()} if epochs else {}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []
     model.train()
@@ -58,7 +60,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
         t0 = time.perf_counter()
         for idx in torch.randperm(n, generator=gen, device=data.device).split(cfg.batch_size):
             x = data.train_batch(idx, binarize, gen)
-            out = model.loss(x, step)
+            out = model.loss(x, step, **({"index": idx} if model.needs_index else {}))
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -70,9 +72,17 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch, "step": step, "seconds": seconds,
                         "examples_per_s": n / seconds, "train": train_row,
-                        "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)})
+                        "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)
+                        if model.eval_every_epoch or epoch == epochs else {}})
         bar.set_postfix(loss=f"{train_row['loss']:.2f}")
+    t0 = time.perf_counter()
     model.after_fit(data, binarize)
+    if not history:  # nothing trained by gradient: one row, evaluated after the fit
+        seconds = time.perf_counter() - t0
+        x_train = data.train_batch(torch.arange(n, device=data.device), binarize, gen)
+        history.append({"epoch": 0, "step": 0, "seconds": seconds, "examples_per_s": n / seconds,
+                        "train": evaluate_terms(model, x_train, cfg.eval_batch_size, 0),
+                        "test": evaluate_terms(model, x_test, cfg.eval_batch_size, 0)})
     return history
 
 

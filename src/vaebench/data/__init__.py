@@ -2,7 +2,10 @@
 
 A dataset module defines ``Config`` (its params block) and
 ``prepare(cfg, raw_dir, out_dir) -> meta``, which writes the common format of
-:mod:`vaebench.data.base`.
+:mod:`vaebench.data.base`. A dataset with ground-truth factors that can be
+drawn for any factor combination also sets ``GROUND_TRUTH_FACTORS = True`` and
+defines ``FACTOR_NAMES``, ``FACTOR_SIZES`` and ``Images(raw_dir)`` (factors (n, F)
+-> images); the disentanglement evaluation needs exactly these.
 """
 from __future__ import annotations
 

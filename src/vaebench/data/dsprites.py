@@ -36,6 +36,9 @@ from pydantic import NonNegativeInt, PositiveInt
 from vaebench.config import Strict
 from vaebench.data.base import DataError, save_prepared
 
+# Images can be drawn for any factor combination (``Images``), so the
+# disentanglement evaluation applies to models of this dataset.
+GROUND_TRUTH_FACTORS = True
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 FACTOR_VALUES = {
@@ -75,8 +78,12 @@ def factors_to_index(factors: np.ndarray) -> np.ndarray:
     return np.asarray(factors, dtype=np.int64) @ INDEX_BASES
 
 
-def render(factors: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Draw the sprites for (n, 5) factor classes -> (n, 64, 64) uint8 in {0, 1}."""
+def render(factors: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Draw the sprites for (n, 5) factor classes -> (n, 64, 64) uint8 in {0, 1}.
+
+    ``chunk`` images are drawn at a time; small chunks keep the float64
+    temporaries in cache (256 renders ~3x faster than 4096, same pixels).
+    """
     factors = np.asarray(factors, dtype=np.int64)
     if factors.ndim != 2 or factors.shape[1] != 5:
         raise ValueError(f"factors must have shape (n, 5), got {factors.shape}")

@@ -10,6 +10,14 @@ from typing import Any
 from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.iwae import IWAE
+from vaebench.models.linear_vae import LinearVAE
+from vaebench.models.ppca import PPCA
+from vaebench.models.svi_vae import SVIVAE
+from vaebench.models.cae import CAE
+from vaebench.models.dae import DAE
+from vaebench.models.ksparse_ae import KSparseAE
+from vaebench.models.sparse_ae import SparseAE
 from vaebench.models.tdvae import TDVAE
 from vaebench.models.vae import VAE
 from vaebench.models.vqvae import VQVAE
@@ -17,8 +25,16 @@ from vaebench.models.vqvae2 import VQVAE2
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
+    "dae": DAE,
+    "sparse_ae": SparseAE,
+    "ksparse_ae": KSparseAE,
+    "cae": CAE,
     "vae": VAE,
     "beta_vae": BetaVAE,
+    "svi_vae": SVIVAE,
+    "iwae": IWAE,
+    "linear_vae": LinearVAE,
+    "ppca": PPCA,
     "vqvae": VQVAE,
     "vqvae2": VQVAE2,
     "tdvae": TDVAE,

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import PositiveInt
+from pydantic import PositiveFloat, PositiveInt, model_validator
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, constraints
 
 from vaebench.config import Strict
 from vaebench.models.likelihoods import LIKELIHOODS
-from vaebench.models.nets import build_backbone
+from vaebench.models.nets import build_backbone, check_hidden
 
 
 class ModelConfig(Strict):
@@ -28,9 +28,18 @@ class ModelConfig(Strict):
     backbone: Literal["mlp", "conv64"]
     latent_dim: PositiveInt
     hidden: list[PositiveInt] | None = None   # backbone widths (None: the backbone's default)
-    likelihood: Literal["bernoulli"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "gaussian_isotropic",
+                        "gaussian_learned"] = "bernoulli"     # keys of LIKELIHOODS
+    likelihood_sigma: PositiveFloat = 1.0          # gaussian: fixed sigma; gaussian_isotropic: initial
+    likelihood_min_variance: PositiveFloat = 1e-3  # floor on a learned sigma^2 (gaussian_isotropic/_learned)
     binarize: bool = True      # dynamic binarisation of training batches (intensity datasets)
     train: dict[str, Any] = {}  # overrides of the ``train`` section for this model
+
+    @model_validator(mode="after")
+    def _check_backbone_and_likelihood(self):
+        check_hidden(self.backbone, self.hidden)
+        LIKELIHOODS[self.likelihood].validate_config(self)
+        return self
 
 
 @dataclass
@@ -76,13 +85,21 @@ class Model(nn.Module):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     # has a decoder likelihood and a prior, so log p(x) can be estimated
     probabilistic: ClassVar[bool] = False
+    # trained by gradient steps; False: fitted in closed form in ``after_fit`` (no epochs run)
+    trainable: ClassVar[bool] = True
     enc_out_factor: ClassVar[int] = 1   # encoder outputs enc_out_factor * latent_dim numbers
+    # training calls loss(x, step, index=idx) with the examples' training-set indices
+    # (per-datapoint variational parameters); evaluation calls loss(x, step)
+    needs_index: ClassVar[bool] = False
+    # training evaluates the test terms after every epoch (False: after the last one only,
+    # for models whose inference on new data is itself an expensive optimisation)
+    eval_every_epoch: ClassVar[bool] = True
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...]):
         super().__init__()
         self.cfg = cfg
         self.image_shape = tuple(image_shape)
-        self.likelihood = LIKELIHOODS[cfg.likelihood]()
+        self.likelihood = LIKELIHOODS[cfg.likelihood](cfg)
         self.encoder, self.decoder = self.build_networks()
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
@@ -136,6 +153,10 @@ class Model(nn.Module):
     def groups_to_step(self, step: int) -> list[str]:
         """Which groups take an optimiser step at ``step`` (alternating updates override)."""
         return list(self.optim_groups())
+
+    def before_fit(self, data, binarize: bool) -> None:
+        """Called once before the optimisers are built: e.g. to size per-datapoint state,
+        or to start the decoder at the data's marginal."""
 
     def after_fit(self, data, binarize: bool) -> None:
         """Called once after training, e.g. to fit an ex-post density on the codes."""

@@ -43,6 +43,8 @@ class Conv64Encoder(nn.Sequential):
     """(B, C, 64, 64) -> (B, out_dim): four 4x4 stride-2 convs (32, 32, 64, 64), fc 256
     (the encoder of Higgins et al. 2017 / Burgess et al. 2018 used by disentanglement_lib)."""
 
+    n_hidden = 1   # ``hidden`` is the width of the one fc layer
+
     def __init__(self, image_shape, out_dim: int, hidden=(256,)):
         c = image_shape[0]
         super().__init__(
@@ -103,6 +105,18 @@ def _check_conv64(image_shape):
         raise ValueError(f"backbone 'conv64' needs 64x64 images, got {tuple(image_shape)}")
 
 
+def check_hidden(name: str, hidden) -> None:
+    """Can backbone ``name`` be built with these ``hidden`` widths? An encoder class
+    with ``n_hidden`` takes exactly that many (conv64: its one fc width); ``mlp`` takes
+    any number, ``[]`` being a single linear layer image -> code (the shallow
+    autoencoders of seed 001). ``None`` is always the backbone's default."""
+    if name not in BACKBONES:   # a variant that builds its own networks (build_networks)
+        return
+    n = getattr(BACKBONES[name][0], "n_hidden", None)
+    if hidden is not None and n is not None and len(hidden) != n:
+        raise ValueError(f"backbone {name!r} takes {n} hidden width(s), got {list(hidden)}")
+
+
 # name -> (encoder class, decoder class, default hidden sizes, shape check)
 BACKBONES: dict[str, tuple[type, type, tuple[int, ...], Callable | None]] = {
     "mlp": (MLPEncoder, MLPDecoder, (200, 200), None),
@@ -116,6 +130,7 @@ def build_backbone(name: str, image_shape, enc_out: int, latent_dim: int,
     enc_cls, dec_cls, default_hidden, check = BACKBONES[name]
     if check:
         check(image_shape)
-    hidden = tuple(hidden or default_hidden)
+    check_hidden(name, hidden)
+    hidden = tuple(default_hidden if hidden is None else hidden)   # (): no hidden layer (linear MLP)
     return (enc_cls(image_shape, enc_out, hidden),
             dec_cls(latent_dim, image_shape, dec_channels, hidden))

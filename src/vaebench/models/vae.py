@@ -5,23 +5,39 @@ from the likelihood. The loss is the negative ELBO
 
     L(theta, phi) = -E_q[log p_theta(x|z)] + KL(q_phi(z|x) || p(z)),
 
-with the expectation estimated by one reparameterised sample
-z = mu + sigma * eps, eps ~ N(0, I) (the reparameterisation trick), and the KL
+with the expectation estimated by ``n_samples`` (default one) reparameterised
+samples z = mu + sigma * eps, eps ~ N(0, I) (the reparameterisation trick), and the KL
 in closed form (torch.distributions' Gaussian KL, i.e.
 1/2 sum_k [sigma_k^2 + mu_k^2 - 1 - log sigma_k^2]).
+
+The estimator of grad_phi E_q[log p(x|z)] (``gradient``, ``n_samples``,
+``baseline``) and the theta/phi update schedule (``optimisation``) are options
+of the family; see models/variational.py and models/estimators.py.
+
+``prior`` picks p(z) from :mod:`vaebench.models.priors` (standard N(0, I) or a
+learned r_lambda, seed 003_8d21b29d10b8777d.txt). Where torch.distributions has
+no closed-form KL(q || p) (mixture priors), the KL is estimated by Monte Carlo
+from the same samples as the reconstruction term, log q(z|x) - log p(z): it
+joins the integrand of the chosen estimator.
 """
 from __future__ import annotations
 
 from typing import Literal
 
 import torch
-from torch.distributions import Independent, Normal, kl_divergence
+from pydantic import PositiveInt
+from torch.distributions import kl_divergence
 
 from vaebench.models.base import LossTerms, Model, ModelConfig, diagonal_gaussian
+from vaebench.models.estimators import ESTIMATORS, estimator_variances
+from vaebench.models.priors import PRIORS
+from vaebench.models.variational import SCHEDULES, VariationalOptions
 
 
-class VAEConfig(ModelConfig):
+class VAEConfig(ModelConfig, VariationalOptions):
     family: Literal["vae"] = "vae"
+    prior: Literal["standard", "gaussian", "mog", "vamp"] = "standard"   # keys of PRIORS
+    prior_components: PositiveInt = 10   # mog: mixture components; vamp: pseudo-inputs
 
 
 class VAE(Model):
@@ -31,23 +47,73 @@ class VAE(Model):
 
     def __init__(self, cfg, image_shape):
         super().__init__(cfg, image_shape)
-        self.register_buffer("_zeros", torch.zeros(cfg.latent_dim))
+        self.prior_net = PRIORS[cfg.prior](cfg, self.image_shape)
 
     def encode(self, x):
         return diagonal_gaussian(self.encoder(x))
 
     def prior(self):
-        return Independent(Normal(self._zeros, torch.ones_like(self._zeros)), 1)
+        return self.prior_net(self.encode)
+
+    def closed_form_kl(self, q, prior) -> torch.Tensor | None:
+        """KL(q(z|x) || p(z)) per example (B,) where torch.distributions has it, else None."""
+        try:
+            return kl_divergence(q, prior)
+        except NotImplementedError:
+            return None
+
+    def kl(self, q, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per example (B,): closed form, else the Monte Carlo mean of
+        log q(z|x) - log p(z) over samples z (S, B, D) (one reparameterised draw if None)."""
+        prior = self.prior()
+        kl = self.closed_form_kl(q, prior)
+        if kl is None:
+            z = q.rsample((1,)) if z is None else z
+            kl = (q.log_prob(z) - prior.log_prob(z)).mean(0)
+        return kl
 
     def kl_weight_at(self, step: int) -> float:
         """Weight of the KL term in the training loss (1: the ELBO)."""
         return 1.0
 
+    def expected(self, q, f, gradient=None, baseline=None):
+        """Monte Carlo E_q[f(z)] per example (B,); grad_phi by the chosen estimator."""
+        return ESTIMATORS[gradient or self.cfg.gradient](
+            q, f, self.cfg.n_samples, baseline or self.cfg.baseline)
+
+    def expected_log_lik(self, q, x, gradient=None, baseline=None):
+        """Monte Carlo E_q[log p(x|z)] per example (B,)."""
+        return self.expected(q, lambda z: self.decode(z).log_prob(x), gradient, baseline)
+
     def loss(self, x, step):
-        q = self.encode(x)
-        z = q.rsample()                                  # (B, D) reparameterised
-        recon = -self.decode(z).log_prob(x)              # (B,)
-        kl = kl_divergence(q, self.prior())              # (B,) closed form
-        loss = (recon + self.kl_weight_at(step) * kl).mean()
+        return self.elbo_loss(self.encode(x), x, step)
+
+    def elbo_loss(self, q, x, step):
+        """Negative ELBO of x under a given q(z|x) (amortised, or per data point)."""
+        prior, weight = self.prior(), self.kl_weight_at(step)
+        kl = self.closed_form_kl(q, prior)               # (B,) or None
+        if kl is not None:
+            recon = -self.expected_log_lik(q, x)         # (B,)
+            loss = (recon + weight * kl).mean()
+        else:  # Monte Carlo KL on the samples of the reconstruction term
+            seen = {}
+
+            def integrand(z):                            # (S, B, D) -> (S, B)
+                log_px_z = self.decode(z).log_prob(x)
+                mc_kl = q.log_prob(z) - prior.log_prob(z)
+                seen.update(recon=-log_px_z.detach().mean(0), kl=mc_kl.detach().mean(0))
+                return log_px_z - weight * mc_kl
+
+            loss = -self.expected(q, integrand).mean()
+            recon, kl = seen["recon"], seen["kl"]
         return LossTerms(loss, {"recon": recon.mean(), "kl": kl.mean(),
                                 "elbo": -(recon + kl).mean()})
+
+    def optim_groups(self):
+        return SCHEDULES[self.cfg.optimisation].groups(self)
+
+    def groups_to_step(self, step):
+        return SCHEDULES[self.cfg.optimisation].to_step(step)
+
+    def diagnostics(self, x):
+        return estimator_variances(self, x, self.cfg.grad_var_repeats)

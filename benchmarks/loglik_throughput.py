@@ -1,0 +1,128 @@
+"""Throughput of the log-likelihood estimator against the decoder alone, in one run.
+
+The estimator (``importance_estimates``) should cost close to K decoder passes per
+test point: sampling, the densities log p(x|z), log p(z), log q(z|x) and the
+running log-sum-exp should add little to the decoder's forward pass. This prints
+(importance samples x images) per second of the estimator -- proposal only, and
+with the naive prior-sampling estimator as the stage runs it -- and of the raw
+decoder network (``model.decoder`` on the same (chunk_samples * chunk_points, D)
+batches of codes), and their ratio (goal: >= 0.8).
+
+Usage: python benchmarks/loglik_throughput.py [--n 200 --k 500 --chunk-points 50
+       --chunk-samples 50 --model mnist_vae --device cpu --repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from vaebench.config import load_config
+from vaebench.devices import resolve_device
+from vaebench.evaluate.loglik.estimate import importance_estimates
+from vaebench.models import build_model
+
+
+def decoder_rows_per_s(model, rows: int, batch: int, latent: int, device) -> float:
+    """Rows per second of the bare decoder network on batches of ``batch`` codes."""
+    z = torch.randn(batch, latent, device=device)
+    with torch.no_grad():
+        model.decoder(z)                                   # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        done = 0
+        while done < rows:
+            model.decoder(z)
+            done += batch
+        _sync(device)
+    return done / (time.perf_counter() - t0)
+
+
+def likelihood_rows_per_s(model, x, rows: int, chunk_points: int, chunk_samples: int,
+                          latent: int) -> float:
+    """Rows per second of decoder + log p(x|z) alone (no sampling, no bookkeeping): the
+    floor of any estimator that evaluates the likelihood of every (x, z_k) pair."""
+    from vaebench.evaluate.loglik.estimate import validation
+    xb = x[:chunk_points].repeat(chunk_samples, *[1] * (x.dim() - 1))
+    z = torch.randn(len(xb), latent, device=x.device)
+    with torch.no_grad(), validation(False):
+        model.decode(z).log_prob(xb)
+        _sync(x.device)
+        t0 = time.perf_counter()
+        done = 0
+        while done < rows:
+            model.decode(z).log_prob(xb)
+            done += len(xb)
+        _sync(x.device)
+    return done / (time.perf_counter() - t0)
+
+
+def estimator_rows_per_s(model, x, k: int, chunk_points: int, chunk_samples: int,
+                         naive: bool) -> float:
+    """(importance samples x images) per second of the estimator."""
+    importance_estimates(model, x[:2], [2], chunk_points=2, chunk_samples=2, progress=False)
+    _sync(x.device)
+    t0 = time.perf_counter()
+    importance_estimates(model, x, [k], chunk_points=chunk_points, chunk_samples=chunk_samples,
+                         naive=naive, progress=False)
+    _sync(x.device)
+    return len(x) * k / (time.perf_counter() - t0)
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="mnist_vae", help="a model of params.yaml")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--n", type=int, default=200, help="test images")
+    ap.add_argument("--k", type=int, default=500, help="importance samples per image")
+    ap.add_argument("--chunk-points", type=int, default=50)
+    ap.add_argument("--chunk-samples", type=int, default=50)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="interleaved repetitions; the best of each is reported")
+    args = ap.parse_args()
+
+    device = resolve_device(args.device, "--device")
+    cfg = load_config(args.params)
+    mcfg = cfg.models[args.model]
+    shape = (1, 28, 28) if mcfg.dataset == "mnist" else (1, 64, 64)
+    torch.manual_seed(0)
+    model = build_model(mcfg, shape).to(device).eval()
+    x = torch.rand(args.n, *shape, device=device).round()
+    batch = args.chunk_points * args.chunk_samples
+    rows = args.n * args.k
+
+    best = {"decoder": 0.0, "likelihood": 0.0, "proposal": 0.0, "both": 0.0}
+    for _ in range(args.repeats):   # interleaved, so a busy machine slows all alike
+        runs = {
+            "decoder": lambda: decoder_rows_per_s(model, rows, batch, mcfg.latent_dim, device),
+            "likelihood": lambda: likelihood_rows_per_s(model, x, rows, args.chunk_points,
+                                                        args.chunk_samples, mcfg.latent_dim),
+            "proposal": lambda: estimator_rows_per_s(model, x, args.k, args.chunk_points,
+                                                     args.chunk_samples, naive=False),
+            "both": lambda: estimator_rows_per_s(model, x, args.k, args.chunk_points,
+                                                 args.chunk_samples, naive=True)}
+        for name, run in runs.items():
+            best[name] = max(best[name], run())
+    decoder, likelihood, proposal, both = (best[k] for k in ("decoder", "likelihood",
+                                                             "proposal", "both"))
+    print(f"{args.model} on {device}, {torch.get_num_threads()} threads: {args.n} images x "
+          f"K={args.k}, decoder batches of {args.chunk_samples} x {args.chunk_points} rows")
+    print(f"  raw decoder forward            : {decoder:12.0f} rows/s")
+    print(f"  decoder + log p(x|z)           : {likelihood:12.0f} rows/s"
+          f"   ratio to decoder {likelihood / decoder:.2f}")
+    print(f"  estimator, proposal q only     : {proposal:12.0f} samples x images/s"
+          f"   ratio to decoder {proposal / decoder:.2f}, to decoder + log p(x|z) "
+          f"{proposal / likelihood:.2f}")
+    print(f"  estimator, q and naive (stage) : {both:12.0f} samples x images/s"
+          f"   ratio to decoder {both / decoder:.2f}")
+
+
+if __name__ == "__main__":
+    main()

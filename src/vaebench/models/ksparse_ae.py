@@ -1,0 +1,46 @@
+"""k-sparse autoencoder (Makhzani & Frey 2014; seed 001_ac8decc5d88a2813.txt,
+"k-sparse autoencoder").
+
+Linear code z = g_phi(x); only the k largest units of each example are kept and
+the rest set to 0, z' = sparsify(z). The decoder and the loss see z' only, so
+the backward pass reaches the encoder through the k kept units alone. Codes for
+evaluation and the ex-post mixture are the sparsified z' as well.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import PositiveInt, model_validator
+
+from vaebench.models.ae import AE, AEConfig
+
+
+def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, D) -> (B, D): the k largest values of each row kept in place, the others 0."""
+    values, index = z.topk(k, dim=-1)                                 # (B, k)
+    return torch.zeros_like(z).scatter(-1, index, values)
+
+
+class KSparseAEConfig(AEConfig):
+    family: Literal["ksparse_ae"] = "ksparse_ae"
+    code_activation: Literal["linear"] = "linear"
+    k: PositiveInt | None = None      # None: a quarter of the code units (at least 1)
+
+    @model_validator(mode="after")
+    def _k_fits_code(self):
+        if self.k is not None and self.k > self.latent_dim:
+            raise ValueError(f"k: must satisfy 1 <= k <= latent_dim = {self.latent_dim}, "
+                             f"got {self.k}")
+        return self
+
+    @property
+    def kept(self) -> int:
+        return self.k if self.k is not None else max(1, self.latent_dim // 4)
+
+
+class KSparseAE(AE):
+    Config = KSparseAEConfig
+
+    def code(self, x):
+        return keep_top_k(self.encoder(x), self.cfg.kept)

@@ -1,0 +1,240 @@
+"""The report stage on fixture metrics files in the stages' real layouts (see conftest.py)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from vaebench import cli
+from vaebench.config import load_config
+from vaebench.report import ReportError, tables
+from vaebench.report.plots import model_colours
+from vaebench.report.stage import PLOT_CSVS, report_stage
+from vaebench.report.figures import save_image_rows
+from vaebench.report.tables import Cell, flat
+
+
+def load_pagecheck():
+    """tests/report/pagecheck.py, the independent page checker (also used by test_pipeline)."""
+    name = "vaebench_tests_pagecheck"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("pagecheck.py"))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+pagecheck = load_pagecheck()
+
+SECTIONS = ["suite", "training", "likelihood", "disentanglement", "robustness", "samples",
+            "reproduce"]
+FIXTURE_EVALUATE = {"loglik": ["mnist_vae", "dsprites_vae"],
+                    "disentangle": ["dsprites_vae", "dsprites_beta_vae"],
+                    "robustness": ["mnist_ae", "mnist_vae", "dsprites_vae"]}
+
+
+@pytest.fixture
+def cfg(raw_params, write_params):
+    raw_params["profile"] = "tiny"
+    raw_params["seeds"] = [0, 1]
+    raw_params["evaluate"] = FIXTURE_EVALUATE
+    return load_config(write_params(raw_params))
+
+
+def _run(cfg, root: Path, mirror: bool = False) -> dict:
+    return report_stage(cfg, root / "metrics", root / "plots", root / "figures",
+                        root / "figures" / "report", root, mirror=mirror)
+
+
+# --- flattening ----------------------------------------------------------------------------
+
+def test_leaves_attach_uncertainty_and_skip_non_metrics():
+    d = {"model": "m", "family": "vae", "ks": [1, 5], "variational": True, "note": None,
+         "elbo": {"mean": -90.0, "stderr": 0.5, "mean_ci95": 1.0, "stderr_ci95": 0.1,
+                  "error": 0.2, "error_stderr": 0.05},
+         "time_s": 3.0, "time_s_ci95": 0.3, "gaps": {"amortisation": {"mean": 2.0}},
+         "seeds": {"0": {"time_s": 3.0}}}
+    assert flat(d) == {"elbo": Cell(-90.0, 0.5, 1.0), "elbo.error": Cell(0.2, 0.05, None),
+                       "time_s": Cell(3.0, None, 0.3), "gaps.amortisation": Cell(2.0)}
+
+
+def test_fmt_shows_interval_over_seeds_else_standard_error():
+    assert tables.fmt(Cell(-86.123, 0.2, 0.456)) == "-86.12 ± 0.46"
+    assert tables.fmt(Cell(-86.123, 0.2)) == "-86.12 (SE 0.20)"
+    assert tables.fmt(Cell(1234.5), 0) == "1,234"
+    assert tables.fmt(None) == ""
+
+
+def test_results_csv_is_tidy_with_means_per_seed_values_and_intervals(cfg, tmp_path, write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    _run(cfg, root)
+    df = pd.read_csv(root / "results.csv", dtype={"seed": str})
+    assert list(df.columns) == tables.RESULT_COLUMNS
+    assert set(df["stage"]) == {"train", "loglik", "disentangle", "robustness"}
+    data = json.loads((root / "metrics" / "loglik" / "mnist_vae.json").read_text())
+    rows = df[(df.stage == "loglik") & (df.model == "mnist_vae") & (df.metric == "log_p_hat.k5")]
+    assert sorted(rows["seed"]) == ["0", "1", "mean"]
+    per_seed = [data["seeds"][s]["log_p_hat"]["k5"] for s in ("0", "1")]
+    for s, r in zip(("0", "1"), per_seed):
+        row = rows[rows.seed == s].iloc[0]
+        assert row["value"] == pytest.approx(r["mean"]) and row["stderr"] == pytest.approx(r["stderr"])
+        assert math.isnan(row["ci95"])
+    mean = rows[rows.seed == "mean"].iloc[0]
+    values = np.array([r["mean"] for r in per_seed])
+    assert mean["value"] == pytest.approx(values.mean())
+    # 95% Student-t half-width over the two seeds, computed independently
+    half = stats.t.ppf(0.975, 1) * values.std(ddof=1) / math.sqrt(2)
+    assert mean["ci95"] == pytest.approx(half, rel=1e-3)
+    assert mean["family"] == "vae" and mean["dataset"] == "mnist"
+    # every numeric leaf of every file is there once per seed row
+    train = json.loads((root / "metrics" / "train" / "dsprites_vae.json").read_text())
+    got = df[(df.stage == "train") & (df.model == "dsprites_vae") & (df.seed == "0")]
+    assert set(got["metric"]) == set(flat(train["seeds"]["0"]))
+
+
+# --- the page ------------------------------------------------------------------------------
+
+def test_page_has_every_section_and_only_local_resolving_references(cfg, tmp_path, write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    # a stage the report has no section for: its figures are shown under "Other figures"
+    save_image_rows(root / "figures" / "sequence" / "mnist_vae" / "rollout.png",
+                    [("x", torch.rand(2, 1, 8, 8))], "rollout")
+    out = _run(cfg, root)
+    page = pagecheck.check_html(root / "index.html")
+    assert page.sections == [*SECTIONS[:-1], "other", "reproduce"]
+    assert "sequence / mnist_vae: rollout" in "".join(page.text)
+    text = "".join(page.text)
+    # every figure is on the page: own figures, and every PNG the stages drew
+    stage_pngs = [p for p in (root / "figures").rglob("*.png") if "report" not in p.parts]
+    assert len(page.images) == len(out["figures"]) + len(stage_pngs)
+    assert {p.name for p in out["figures"]} == {
+        "training_curves.png", "loglik_vs_k.png", "disentanglement_bars.png",
+        "robustness_gaussian.png", "robustness_masking.png", "robustness_attack_l2.png"}
+    for model in cfg.models:
+        assert model in text
+    # numbers on the page are the files' numbers
+    data = json.loads((root / "metrics" / "loglik" / "dsprites_vae.json").read_text())
+    elbo = tables.fmt(Cell(data["elbo"]["mean"], data["elbo"]["stderr"], data["elbo"]["mean_ci95"]))
+    assert elbo in text
+    vq = json.loads((root / "metrics" / "train" / "mnist_ae.json").read_text())["diagnostics"]
+    assert tables.fmt(Cell(vq["nll_bound"], None, vq["nll_bound_ci95"])) in text
+    assert "No models evaluated" not in text
+
+    images, links = pagecheck.check_markdown(root / "report.md")
+    assert len(images) == len(page.images)
+    assert {f"#{s}" for s in SECTIONS} <= set(links)
+    assert {"results.csv", "headline.json"} <= set(links)
+
+
+def test_colours_are_one_per_model_and_the_same_everywhere(cfg, tmp_path, write_reports):
+    for n in (3, 10, 20, 25):
+        names = [f"m{i}" for i in range(n)]
+        colours = model_colours(names)
+        assert list(colours) == names and len(set(colours.values())) == n
+        assert model_colours(names) == colours
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    _run(cfg, root)
+    html = (root / "index.html").read_text()
+    for model, colour in model_colours(list(cfg.models)).items():
+        assert f'background:{colour}"></span>{model}' in html
+
+
+def test_sections_say_when_nothing_was_evaluated(cfg, tmp_path, write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    for stage in ("loglik", "disentangle", "robustness"):
+        for p in (root / "metrics" / stage).glob("*.json"):
+            p.unlink()
+    _run(cfg, root)
+    page = pagecheck.check_html(root / "index.html")
+    assert page.sections == SECTIONS
+    text = "".join(page.text)
+    for stage in ("loglik", "disentangle", "robustness"):
+        assert f"No models evaluated: evaluate.{stage}" in text
+    own = root / "figures" / "report"
+    assert sorted(p.name for p in own.glob("*.png")) == ["training_curves.png"]
+    for name in PLOT_CSVS:        # dvc plots always finds its files
+        assert (own / name).is_file()
+    assert pd.read_csv(own / "loglik_vs_k.csv").empty
+
+
+def test_report_of_an_empty_suite_still_builds(cfg, tmp_path):
+    root = tmp_path / "reports"
+    (root / "metrics").mkdir(parents=True)
+    _run(cfg, root)
+    page = pagecheck.check_html(root / "index.html")
+    assert page.sections == SECTIONS
+    assert pd.read_csv(root / "results.csv").empty
+
+
+def test_stale_files_are_skipped_and_corrupt_ones_named(cfg, tmp_path, write_reports, capsys):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    stale = root / "metrics" / "train" / "removed_model.json"
+    stale.write_text(json.dumps({"model": "removed_model", "n_params": 1}))
+    not_listed = root / "metrics" / "loglik" / "mnist_ae.json"
+    not_listed.write_text(json.dumps({"model": "mnist_ae", "elbo": {"mean": -1.0}}))
+    _run(cfg, root)
+    df = pd.read_csv(root / "results.csv")
+    assert "removed_model" not in set(df["model"])
+    assert "mnist_ae" not in set(df[df.stage == "loglik"]["model"])
+    assert "skipping" in capsys.readouterr().out
+
+    broken = root / "metrics" / "robustness" / "mnist_vae.json"
+    broken.write_text('{"model": "mnist_vae", "auc')
+    with pytest.raises(ReportError, match="robustness/mnist_vae.json"):
+        _run(cfg, root)
+    params = tmp_path / "params.yaml"
+    code = cli.main(["--params", str(params), "report", "--metrics", str(root / "metrics"),
+                     "--plots", str(root / "plots"), "--figures", str(root / "figures"),
+                     "--figures-out", str(root / "figures" / "report"), "--out", str(root)])
+    assert code == 2
+    assert "mnist_vae.json" in capsys.readouterr().err
+    with pytest.raises(ReportError, match="metrics folder not found"):
+        _run(cfg, tmp_path / "nowhere")
+
+
+def test_headline_metrics_and_the_suite_run_in_mlflow(cfg, tmp_path, write_reports):
+    from mlflow.tracking import MlflowClient
+
+    from vaebench import tracking
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    _run(cfg, root, mirror=True)
+    head = json.loads((root / "headline.json").read_text())
+    assert set(head) == {"mnist_ae", "mnist_vae", "dsprites_vae", "dsprites_beta_vae"}  # trained
+    vae = head["mnist_vae"]
+    data = json.loads((root / "metrics" / "loglik" / "mnist_vae.json").read_text())
+    assert vae["loglik"]["elbo"] == pytest.approx(data["elbo"]["mean"])
+    assert vae["loglik"]["log_p_hat_k50"] == pytest.approx(data["log_p_hat"]["k50"]["mean"])
+    assert set(head["dsprites_vae"]) == {"train", "loglik", "disentangle", "robustness"}
+    assert "mig_mig" in head["dsprites_vae"]["disentangle"]
+    assert head["mnist_ae"]["train"]["nll_bound"] == pytest.approx(96.0)
+
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id], "tags.kind = 'suite'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.tags["profile"] == "tiny" and "git_commit" in run.data.tags
+    assert run.data.metrics["mnist_vae/loglik/elbo"] == pytest.approx(data["elbo"]["mean"])
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/index.html", "report/report.md", "report/results.csv",
+            "report/headline.json", "report/figures"} <= names
+    # the same results again: the same suite run; different results: a new one
+    _run(cfg, root, mirror=True)
+    assert len(client.search_runs([exp.experiment_id], "tags.kind = 'suite'")) == 1
+    (root / "metrics" / "robustness" / "mnist_ae.json").unlink()
+    _run(cfg, root, mirror=True)
+    assert len(client.search_runs([exp.experiment_id], "tags.kind = 'suite'")) == 2
