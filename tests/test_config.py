@@ -73,6 +73,12 @@ def test_bad_params_are_clear_errors(raw_params, write_params, mutate, pattern):
         _load(raw_params, write_params)
 
 
+def test_every_stage_section_must_be_written_out(raw_params, write_params):
+    del raw_params["disentangle"]   # DVC stages declare it as a param
+    with pytest.raises(ConfigError, match=r"section\(s\) \['disentangle'\] are missing"):
+        _load(raw_params, write_params)
+
+
 def test_missing_params_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="params file not found"):
         load_config(tmp_path / "nope.yaml")

@@ -508,6 +508,10 @@ def load_config(path: str | Path = "params.yaml", profile: str | None = None) ->
     if unknown:
         raise ConfigError(f"params.yaml: unknown top-level key(s) {sorted(unknown)}; "
                           f"valid: {sorted(_TOP_KEYS)}")
+    missing = [name for name in SECTIONS if name not in raw]
+    if missing:  # the stages declare these as DVC params, so they must be written out
+        raise ConfigError(f"params.yaml: section(s) {missing} are missing; every stage "
+                          f"section must be present (its defaults: see vaebench.config)")
     profiles = raw.get("profiles") or {}
     if not profiles:
         raise ConfigError("params.yaml: 'profiles' is missing or empty")
