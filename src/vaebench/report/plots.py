@@ -27,15 +27,19 @@ DPI = 90
 
 
 def model_colours(models: list[str]) -> dict[str, str]:
-    """One colour per model, in params.yaml order: tab10 up to 10 models, tab20 up to 20,
-    tab20 then tab20b up to 40, evenly spaced on turbo beyond."""
+    """One colour per model, in params.yaml order: tab10 up to 10 models; beyond, the 20
+    hues of tab20 (dark shades first, so neighbours differ) then tab20b's, up to 40;
+    evenly spaced on turbo beyond."""
     n = len(models)
-    if n <= 40:
-        palette = (plt.get_cmap("tab10").colors if n <= 10 else
-                   plt.get_cmap("tab20").colors + (plt.get_cmap("tab20b").colors if n > 20 else ()))
-        return {m: to_hex(palette[i]) for i, m in enumerate(models)}
-    cmap = plt.get_cmap("turbo")
-    return {m: to_hex(cmap(x)) for m, x in zip(models, np.linspace(0.05, 0.95, n))}
+    if n <= 10:
+        palette = plt.get_cmap("tab10").colors
+    elif n <= 40:
+        t20, t20b = plt.get_cmap("tab20").colors, plt.get_cmap("tab20b").colors
+        palette = t20[0::2] + t20[1::2] + sum((t20b[i::4] for i in range(4)), ())
+    else:
+        cmap = plt.get_cmap("turbo")
+        palette = [cmap(x) for x in np.linspace(0.05, 0.95, n)]
+    return {m: to_hex(palette[i]) for i, m in enumerate(models)}
 
 
 def ci95(values: np.ndarray, axis: int = 0) -> np.ndarray:
