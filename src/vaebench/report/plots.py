@@ -194,7 +194,8 @@ def loglik_vs_k(frame: pd.DataFrame, colours: dict[str, str], path: Path) -> Pat
                 row[0].axhline(df["exact"].dropna().iloc[0], color=c, ls="--", lw=1)
         exact = " (dashed: exact log p(x))" if rows["exact"].notna().any() else ""
         titles = {"log_p_hat": (f"{panel}: log p̂_K(x){exact}", "log p̂_K(x) (nats per image)"),
-                  "gain": (f"{panel}: gain over the ELBO", "log p̂_K(x) − ELBO (nats per image)"),
+                  "gain": (f"{panel}: gain over the ELBO",
+                           "log p̂_K(x) − ELBO (nats per image)"),
                   "naive": (f"{panel}: naive (z from the prior)", "estimate (nats per image)")}
         for ax, kind in zip(row, kinds):
             ax.set(title=titles[kind][0], ylabel=titles[kind][1])
@@ -267,7 +268,8 @@ def read_robustness_curves(plots_dir: Path, datasets: dict[str, str]) -> pd.Data
             seeds = [c for c in df.columns if re.fullmatch(r"seed\d+", c)]
             half = ci95(df[seeds].to_numpy(), axis=1) if len(seeds) > 1 else np.zeros(len(df))
             frames.append(pd.DataFrame({"panel": f"{dataset} · {m['group']}: {m['metric']}",
-                                        "dataset": dataset, "group": m["group"], "metric": m["metric"], "model": model,
+                                        "dataset": dataset, "group": m["group"],
+                                        "metric": m["metric"], "model": model,
                                         "level": df["level"], "value": df["value"],
                                         "ci95": half}))
     cols = ["panel", "dataset", "group", "metric", "model", "level", "value", "ci95"]

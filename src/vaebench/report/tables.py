@@ -341,7 +341,8 @@ def attributes_table(F: Flat) -> pd.DataFrame:
     for model, f in F.get("disentangle", {}).items():
         row = {"model": model}
         for a in names:
-            hit, base = f.get(f"attributes.{a}.hit_rate"), f.get(f"attributes.{a}.baseline_hit_rate")
+            hit = f.get(f"attributes.{a}.hit_rate")
+            base = f.get(f"attributes.{a}.baseline_hit_rate")
             row[a] = fmt(hit, 2) + (f" (recon {base.value:.2f})" if hit and base else "")
         rows.append(row)
     return _frame(rows, ["model", *names])
