@@ -6,6 +6,7 @@ a changed beta, and a queued experiment that must log into the same mlflow.db.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def test_repro_writes_every_declared_output(repo):
     for model in params["models"]:
         assert (repo / "models" / model / "seed0.pt").is_file()
         metrics = json.loads((repo / "reports" / "metrics" / "train" / f"{model}.json").read_text())
-        assert metrics["profile"] == "tiny" and metrics["test"]["loss"] > 0
+        # finite, not positive: a density on continuous data (Gaussian decoders) can exceed 1
+        assert metrics["profile"] == "tiny" and math.isfinite(metrics["test"]["loss"])
 
 
 def _pagecheck():

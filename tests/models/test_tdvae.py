@@ -1,5 +1,5 @@
 """TD-VAE: the objective, filtering beliefs, jumpy rollouts, and the train stage on
-moving sprites."""
+moving sprites (metrics and the rollout figure)."""
 from __future__ import annotations
 
 import numpy as np
@@ -129,7 +129,8 @@ def test_train_stage_on_moving_sprites_reports_prediction_errors(tiny_config, tm
     data_dir = tmp_path / "moving_sprites"
     prepare_stage(tiny_config, "moving_sprites", tmp_path / "raw", data_dir)
     metrics = train_stage(tiny_config, "moving_sprites_tdvae", data_dir, tmp_path / "models",
-                          tmp_path / "metrics.json", tmp_path / "plots")
+                          tmp_path / "metrics.json", tmp_path / "plots", tmp_path / "figures")
+    assert (tmp_path / "figures" / "rollouts.png").read_bytes()[:4] == b"\x89PNG"
     diag = metrics["diagnostics"]
     horizons = tiny_config.models["moving_sprites_tdvae"].eval_horizons
     for h in horizons:

@@ -175,3 +175,8 @@ class Model(nn.Module):
     def diagnostics(self, x: torch.Tensor) -> dict[str, float]:
         """Family-specific numbers on test inputs, written to the train metrics."""
         return {}
+
+    def figures(self, x: torch.Tensor, out_dir) -> list:
+        """Family-specific PNGs drawn from test inputs into ``out_dir`` by the train
+        stage, beside its reconstructions and samples; returns their paths."""
+        return []

@@ -4,7 +4,8 @@
 Linear code z = g_phi(x); only the k largest units of each example are kept and
 the rest set to 0, z' = sparsify(z). The decoder and the loss see z' only, so
 the backward pass reaches the encoder through the k kept units alone. Codes for
-evaluation and the ex-post mixture are the sparsified z' as well.
+evaluation and the ex-post mixture are the sparsified z' as well (codes drawn from
+the mixture are near-sparse, not exactly k-sparse; they are decoded as drawn).
 """
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ closed form and the rest from the one reparameterised sample.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -184,3 +185,7 @@ class TDVAE(Model):
         from vaebench.evaluate.sequence import sequence_metrics
         return sequence_metrics(self, x, self.cfg.eval_context, self.cfg.eval_horizons,
                                 self.cfg.eval_samples)
+
+    def figures(self, x, out_dir):
+        from vaebench.evaluate.sequence import save_rollout_figure
+        return [save_rollout_figure(self, x, Path(out_dir) / "rollouts.png")]

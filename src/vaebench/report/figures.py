@@ -50,7 +50,8 @@ def save_image_rows(path: str | Path, rows: list[tuple[str, torch.Tensor]], titl
 @torch.no_grad()
 def model_figures(model, x_test: torch.Tensor, out_dir: str | Path, name: str,
                   n: int = 10, seed: int = 0) -> list[Path]:
-    """Reconstructions of the first ``n`` test images and ``2n`` prior samples."""
+    """Reconstructions of the first ``n`` test images, ``2n`` prior samples, and the
+    model's own figures (:meth:`vaebench.models.base.Model.figures`)."""
     out_dir = Path(out_dir)
     model.eval()
     x = x_test[:n]
@@ -63,4 +64,6 @@ def model_figures(model, x_test: torch.Tensor, out_dir: str | Path, name: str,
         paths.append(save_image_rows(out_dir / "samples.png",
                                      [("", samples[:n]), ("", samples[n:])],
                                      f"{name}: samples (decoder means at z ~ prior)"))
+    torch.manual_seed(seed)
+    paths += model.figures(x_test, out_dir)
     return paths
