@@ -104,11 +104,11 @@ def test_report_reads_every_stage_and_is_self_contained(repo):
         (plot,) = shown["data"][title]
         assert plot["content"]["data"]["values"], f"dvc plots show: {title} has no data"
     header = _run(repo, "dvc", "exp", "show", "--csv").splitlines()[0].split(",")
-    head = json.loads((reports / "headline.json").read_text())
+    head = json.loads((reports / "headline.json").read_text())["headline"]
     for model, stages in head.items():
         for stage, values in stages.items():
             for name in values:
-                assert any(c.endswith(f"{model}.{stage}.{name}") for c in header), name
+                assert any(c.endswith(f"headline.{model}.{stage}.{name}") for c in header), name
 
 
 def test_second_repro_does_nothing_and_status_is_clean(repo):

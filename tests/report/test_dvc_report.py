@@ -79,17 +79,25 @@ def test_dvc_plots_show_renders_every_comparison_by_model(repo):
 def test_dvc_exp_show_lists_the_headline_metrics(repo):
     rows = list(csv.DictReader(io.StringIO(_run(repo, "dvc", "exp", "show", "--csv"))))
     assert rows
-    head = json.loads((repo / "reports" / "headline.json").read_text())
+    head = json.loads((repo / "reports" / "headline.json").read_text())["headline"]
     columns = set(rows[0])
     for model, stages in head.items():
         for stage, values in stages.items():
             for name in values:
-                assert any(c.endswith(f"{model}.{stage}.{name}") for c in columns), \
+                assert any(c.endswith(f"headline.{model}.{stage}.{name}") for c in columns), \
                     f"{model}.{stage}.{name} not in dvc exp show"
     workspace = next(r for r in rows if r["Experiment"] == "workspace" or
                      r.get("rev") == "workspace")
-    col = next(c for c in columns if c.endswith("mnist_vae.loglik.elbo"))
+    col = next(c for c in columns if c.endswith("headline.mnist_vae.loglik.elbo"))
     assert float(workspace[col]) == pytest.approx(head["mnist_vae"]["loglik"]["elbo"])
+
+
+def test_the_reports_exp_show_filter_keeps_only_the_headline(repo):
+    out = _run(repo, "dvc", "exp", "show", "--csv", "--drop", ".*", "--keep",
+               "Experiment|headline")
+    columns = next(csv.reader(io.StringIO(out)))
+    assert columns[0] == "Experiment" and len(columns) > 1
+    assert all(c.startswith("headline.") for c in columns[1:])
 
 
 def test_second_repro_is_a_no_op(repo):

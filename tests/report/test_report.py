@@ -26,7 +26,8 @@ def load_pagecheck():
     """tests/report/pagecheck.py, the independent page checker (also used by test_pipeline)."""
     name = "vaebench_tests_pagecheck"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("pagecheck.py"))
+        spec = importlib.util.spec_from_file_location(name,
+                                                      Path(__file__).with_name("pagecheck.py"))
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
@@ -86,7 +87,8 @@ def test_results_csv_is_tidy_with_means_per_seed_values_and_intervals(cfg, tmp_p
     per_seed = [data["seeds"][s]["log_p_hat"]["k5"] for s in ("0", "1")]
     for s, r in zip(("0", "1"), per_seed):
         row = rows[rows.seed == s].iloc[0]
-        assert row["value"] == pytest.approx(r["mean"]) and row["stderr"] == pytest.approx(r["stderr"])
+        assert row["value"] == pytest.approx(r["mean"])
+        assert row["stderr"] == pytest.approx(r["stderr"])
         assert math.isnan(row["ci95"])
     mean = rows[rows.seed == "mean"].iloc[0]
     values = np.array([r["mean"] for r in per_seed])
@@ -212,7 +214,7 @@ def test_headline_metrics_and_the_suite_run_in_mlflow(cfg, tmp_path, write_repor
     root = tmp_path / "reports"
     write_reports(root, cfg)
     _run(cfg, root, mirror=True)
-    head = json.loads((root / "headline.json").read_text())
+    head = json.loads((root / "headline.json").read_text())["headline"]
     assert set(head) == {"mnist_ae", "mnist_vae", "dsprites_vae", "dsprites_beta_vae"}  # trained
     vae = head["mnist_vae"]
     data = json.loads((root / "metrics" / "loglik" / "mnist_vae.json").read_text())

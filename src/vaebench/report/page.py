@@ -135,6 +135,7 @@ h1 { margin-bottom: .2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 
 code, pre { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 90%; }
 code { background: #f1f1f1; padding: 0 .25em; border-radius: 3px; }
 pre { background: #f5f5f5; padding: .8em; overflow-x: auto; border-radius: 4px; }
+pre code { background: none; padding: 0; font-size: 100%; }
 table { border-collapse: collapse; margin: .5em 0 1.2em; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top;
          white-space: nowrap; }

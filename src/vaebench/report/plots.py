@@ -27,15 +27,19 @@ DPI = 90
 
 
 def model_colours(models: list[str]) -> dict[str, str]:
-    """One colour per model, in params.yaml order: tab10 up to 10 models, tab20 up to 20,
-    tab20 then tab20b up to 40, evenly spaced on turbo beyond."""
+    """One colour per model, in params.yaml order: tab10 up to 10 models; beyond, the 20
+    hues of tab20 (dark shades first, so neighbours differ) then tab20b's, up to 40;
+    evenly spaced on turbo beyond."""
     n = len(models)
-    if n <= 40:
-        palette = (plt.get_cmap("tab10").colors if n <= 10 else
-                   plt.get_cmap("tab20").colors + (plt.get_cmap("tab20b").colors if n > 20 else ()))
-        return {m: to_hex(palette[i]) for i, m in enumerate(models)}
-    cmap = plt.get_cmap("turbo")
-    return {m: to_hex(cmap(x)) for m, x in zip(models, np.linspace(0.05, 0.95, n))}
+    if n <= 10:
+        palette = plt.get_cmap("tab10").colors
+    elif n <= 40:
+        t20, t20b = plt.get_cmap("tab20").colors, plt.get_cmap("tab20b").colors
+        palette = t20[0::2] + t20[1::2] + sum((t20b[i::4] for i in range(4)), ())
+    else:
+        cmap = plt.get_cmap("turbo")
+        palette = [cmap(x) for x in np.linspace(0.05, 0.95, n)]
+    return {m: to_hex(palette[i]) for i, m in enumerate(models)}
 
 
 def ci95(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -190,7 +194,8 @@ def loglik_vs_k(frame: pd.DataFrame, colours: dict[str, str], path: Path) -> Pat
                 row[0].axhline(df["exact"].dropna().iloc[0], color=c, ls="--", lw=1)
         exact = " (dashed: exact log p(x))" if rows["exact"].notna().any() else ""
         titles = {"log_p_hat": (f"{panel}: log p̂_K(x){exact}", "log p̂_K(x) (nats per image)"),
-                  "gain": (f"{panel}: gain over the ELBO", "log p̂_K(x) − ELBO (nats per image)"),
+                  "gain": (f"{panel}: gain over the ELBO",
+                           "log p̂_K(x) − ELBO (nats per image)"),
                   "naive": (f"{panel}: naive (z from the prior)", "estimate (nats per image)")}
         for ax, kind in zip(row, kinds):
             ax.set(title=titles[kind][0], ylabel=titles[kind][1])
@@ -263,7 +268,8 @@ def read_robustness_curves(plots_dir: Path, datasets: dict[str, str]) -> pd.Data
             seeds = [c for c in df.columns if re.fullmatch(r"seed\d+", c)]
             half = ci95(df[seeds].to_numpy(), axis=1) if len(seeds) > 1 else np.zeros(len(df))
             frames.append(pd.DataFrame({"panel": f"{dataset} · {m['group']}: {m['metric']}",
-                                        "dataset": dataset, "group": m["group"], "metric": m["metric"], "model": model,
+                                        "dataset": dataset, "group": m["group"],
+                                        "metric": m["metric"], "model": model,
                                         "level": df["level"], "value": df["value"],
                                         "ci95": half}))
     cols = ["panel", "dataset", "group", "metric", "model", "level", "value", "ci95"]

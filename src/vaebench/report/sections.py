@@ -185,7 +185,8 @@ def reproduce(x: Inputs) -> Section:
     cfg = x.cfg
     files = [f"[results.csv](results.csv): every number of this page, tidy (model, family, "
              "dataset, seed, stage, metric, value, stderr, ci95; seed `mean` = over seeds)",
-             "[headline.json](headline.json): the headline numbers `dvc exp show` lists",
+             "[headline.json](headline.json): the headline numbers per model (`dvc metrics show "
+             "reports/headline.json`; across experiments with the `dvc exp show` line above)",
              "[report.md](report.md) / [index.html](index.html): this report"]
     return Section("reproduce", "How to reproduce", [
         Text(f"Code at git commit `{x.commit}`, profile `{cfg.profile}`, seeds "
@@ -196,7 +197,8 @@ def reproduce(x: Inputs) -> Section:
             f"dvc exp run -S profile={cfg.profile} -S 'seeds={list(cfg.seeds)}'"
             "   # the same profile and seeds explicitly",
             "dvc plots show                 # training curves, log p̂ vs K, robustness curves",
-            "dvc exp show --csv             # headline metrics of every experiment",
+            "dvc exp show --drop '.*' --keep 'Experiment|headline'   # headline numbers, "
+            "every experiment",
             "mlflow ui --backend-store-uri sqlite:///mlflow.db   # runs side by side",
             x.command + "   # this page alone",
         ]), "bash"),

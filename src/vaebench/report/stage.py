@@ -71,7 +71,8 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
     with io.atomic_path(out_dir / "results.csv") as tmp:
         tables.results_frame(metrics).to_csv(tmp, index=False)
     headline = tables.headline(metrics, F)
-    io.write_json(out_dir / "headline.json", headline)
+    # one top-level key, so `dvc exp show --drop '.*' --keep 'Experiment|headline'` shows them
+    io.write_json(out_dir / "headline.json", {"headline": headline})
 
     commit = tracking.git_commit()
     command = command or (f"vaebench report --metrics {metrics_dir} --plots {plots_dir} "

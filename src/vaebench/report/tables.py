@@ -241,11 +241,15 @@ def cost_table(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
 
 
 def diagnostics_table(F: Flat, skip: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Family-specific numbers the models report after training (long format)."""
-    rows = [{"model": model, "diagnostic": key.removeprefix("diagnostics."), "value": fmt_auto(c)}
-            for model, f in F.get("train", {}).items() for key, c in f.items()
-            if key.startswith("diagnostics.") and key.removeprefix("diagnostics.") not in skip]
-    return pd.DataFrame(rows, columns=["model", "diagnostic", "value"])
+    """Family-specific numbers the models report after training: one row per model, its
+    diagnostics as ``name value`` pairs (they differ per family)."""
+    rows = []
+    for model, f in F.get("train", {}).items():
+        pairs = [f"{key.removeprefix('diagnostics.')} {fmt_auto(c)}" for key, c in f.items()
+                 if key.startswith("diagnostics.") and key.removeprefix("diagnostics.") not in skip]
+        if pairs:
+            rows.append({"model": model, "diagnostics": "; ".join(pairs)})
+    return pd.DataFrame(rows, columns=["model", "diagnostics"])
 
 
 def loglik_ks(metrics: dict[str, dict[str, dict]]) -> list[int]:
@@ -337,7 +341,8 @@ def attributes_table(F: Flat) -> pd.DataFrame:
     for model, f in F.get("disentangle", {}).items():
         row = {"model": model}
         for a in names:
-            hit, base = f.get(f"attributes.{a}.hit_rate"), f.get(f"attributes.{a}.baseline_hit_rate")
+            hit = f.get(f"attributes.{a}.hit_rate")
+            base = f.get(f"attributes.{a}.baseline_hit_rate")
             row[a] = fmt(hit, 2) + (f" (recon {base.value:.2f})" if hit and base else "")
         rows.append(row)
     return _frame(rows, ["model", *names])
