@@ -95,6 +95,18 @@ def test_before_fit_starts_the_decoder_at_the_pixel_marginal():
     assert torch.sigmoid(conv.decoder.net[-1].bias).item() == pytest.approx(target.item(), abs=1e-5)
 
 
+def test_before_fit_follows_the_likelihood():
+    data = _data()
+    mean = data.x_train.float().mean(0) / 255
+    gaussian = _model(likelihood="gaussian")                          # the mean itself
+    gaussian.before_fit(data, False)
+    assert torch.allclose(gaussian.decoder.net[-1].bias, mean.flatten(), atol=1e-5)
+    learned = _model(likelihood="gaussian_learned")                   # no natural start: untouched
+    before = learned.decoder.net[-1].bias.clone()
+    learned.before_fit(data, False)
+    assert torch.equal(learned.decoder.net[-1].bias, before)
+
+
 def test_active_fraction_on_hand_made_codes():
     codes = torch.tensor([[1.0, 0.05, -0.5, 0.0],     # threshold 0.1: units 0, 2 -> 1/2
                           [0.0, 0.0, 0.0, 0.0],       # nothing active -> 0

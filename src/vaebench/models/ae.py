@@ -85,19 +85,23 @@ class AE(Model):
 
     @torch.no_grad()
     def before_fit(self, data, binarize):
-        """Start the decoder at the pixel marginal: output bias = logit(mean training pixel).
+        """Start the decoder at the pixel marginal: its output bias is set so that p(x|z)
+        has the mean training image as its mean (Bernoulli: the logit of it).
 
         Without it, Adam's first steps reach the mean image by saturating the tanh
         units (a constant code, |z| ~ 4), where gradients vanish: at quick size the
         MLP autoencoder then stays at the marginal's ~208 nats for most of its epochs.
         The output layer is per pixel (mlp) or per channel (conv64: the mean over pixels).
+        Likelihoods without a natural start (learned variance maps) are left alone.
         """
         n = len(data.x_train)                                          # (no float copy of the set)
         mean = data.x_train.sum(0, dtype=torch.float64).float() / (n * data.max_value)  # (C, H, W)
         bias = self.decoder.net[-1].bias
-        if bias.numel() != mean.numel():
-            mean = mean.mean((1, 2))                                   # (C,)
-        bias.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)).flatten())  # Bernoulli logits
+        if bias.numel() != self.likelihood.n_maps * mean.numel():
+            mean = mean.mean((1, 2), keepdim=True)                     # (C, 1, 1) per channel
+        target = self.likelihood.output_for_mean(mean)
+        if target is not None:
+            bias.copy_(target.reshape(bias.shape))
 
     # --- ex-post density ------------------------------------------------------------
     def prior(self):

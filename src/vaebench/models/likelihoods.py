@@ -34,12 +34,20 @@ class Likelihood(nn.Module):
     def validate_config(cls, cfg) -> None:
         """Raise ValueError (naming the key) when ``cfg`` does not suit this likelihood."""
 
+    def output_for_mean(self, mean: torch.Tensor) -> torch.Tensor | None:
+        """Decoder output (n_maps * C, H, W) at which p(x|z) has mean ``mean`` (C, H, W);
+        None where there is no natural choice. Used to start a decoder at the marginal."""
+        return None
+
 
 class BernoulliLikelihood(Likelihood):
     """p(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i)) -- for binary images."""
 
     def forward(self, out: torch.Tensor) -> Distribution:      # out: (..., C, H, W)
         return Independent(Bernoulli(logits=out), 3)
+
+    def output_for_mean(self, mean):
+        return torch.logit(mean.clamp(1e-3, 1 - 1e-3))
 
 
 class GaussianLikelihood(Likelihood):
@@ -60,6 +68,9 @@ class GaussianLikelihood(Likelihood):
 
     def forward(self, out):                                     # out: (..., C, H, W)
         return Independent(Normal(out, self.variance.sqrt().expand_as(out)), 3)
+
+    def output_for_mean(self, mean):
+        return mean
 
 
 class GaussianIsotropicLikelihood(Likelihood):
@@ -86,6 +97,7 @@ class GaussianIsotropicLikelihood(Likelihood):
         return self.min_variance + F.softplus(self.rho)
 
     forward = GaussianLikelihood.forward
+    output_for_mean = GaussianLikelihood.output_for_mean
 
 
 class GaussianLearnedLikelihood(Likelihood):
