@@ -79,6 +79,13 @@ def test_every_stage_section_must_be_written_out(raw_params, write_params):
         _load(raw_params, write_params)
 
 
+def test_a_key_written_twice_is_an_error(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: tiny\nseeds: [0]\nseeds: [1]\n")
+    with pytest.raises(ConfigError, match="key 'seeds' appears twice"):
+        load_config(path)
+
+
 def test_missing_params_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="params file not found"):
         load_config(tmp_path / "nope.yaml")

@@ -493,13 +493,27 @@ def _check_disentangle(cfg: Config, profile: str) -> None:
                         f"{attr.factor!r} of {dataset!r}: valid 0..{sizes[attr.factor] - 1}")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that rejects a key written twice (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"params.yaml line {key_node.start_mark.line + 1}: "
+                                  f"key {key!r} appears twice in the same mapping")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:
     """Read, validate and resolve ``params.yaml`` for ``profile`` (default: its ``profile``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
