@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(repo: Path, *args: str, timeout: int = 900) -> str:
+def _run(repo: Path, *args: str, timeout: int = 3000) -> str:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(repo / "src")}
     env.pop("MLFLOW_TRACKING_URI", None)   # the default store: <repo>/mlflow.db
@@ -151,7 +151,7 @@ def test_queued_experiment_logs_into_the_project_mlflow_store(repo):
     from mlflow.tracking import MlflowClient
     _run(repo, "dvc", "exp", "run", "--queue", "-S", "models.dsprites_beta_vae.beta=2")
     _run(repo, "dvc", "queue", "start")
-    _run(repo, sys.executable, "-c", _WAIT_FOR_QUEUE, timeout=900)
+    _run(repo, sys.executable, "-c", _WAIT_FOR_QUEUE, timeout=3000)
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("vaebench")
     runs = client.search_runs([exp.experiment_id], "tags.model = 'dsprites_beta_vae'")
@@ -164,7 +164,7 @@ def test_queued_experiment_logs_into_the_project_mlflow_store(repo):
 
 _WAIT_FOR_QUEUE = """
 import subprocess, sys, time
-for _ in range(170):
+for _ in range(590):
     out = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout
     if "Queued" not in out and "Running" not in out:
         sys.exit(0 if "Failed" not in out else 1)
