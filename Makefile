@@ -22,11 +22,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# Stage commands (`vaebench ...`) run in a shell that dvc starts; the venv's bin/
+# goes first on PATH so they resolve without activating the venv by hand.
+RUN := PATH="$(abspath $(BIN)):$$PATH"
+
 repro: setup
-	$(BIN)/dvc repro
+	$(RUN) $(BIN)/dvc repro
 
 test: setup
-	$(BIN)/python -m pytest
+	$(RUN) $(BIN)/python -m pytest
 
 clean-venv:
 	rm -rf $(VENV)
