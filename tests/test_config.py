@@ -66,11 +66,20 @@ def test_model_train_overrides_merge_and_validate(raw_params, write_params):
     (lambda r: r["profiles"]["quick"]["datasets"]["dsprites"].update(n_test=-3),
      r"datasets\.dsprites \(profile quick\)\.n_test.*greater than 0"),
     (lambda r: r["datasets"].update(cifar={}), r"datasets\.cifar: unknown dataset"),
+    (lambda r: r["models"]["mnist_vae"].update(likelihood="bernoulli", binarize=False),
+     r"models\.mnist_vae: likelihood 'bernoulli' with binarize: false .*set binarize: true"),
 ])
 def test_bad_params_are_clear_errors(raw_params, write_params, mutate, pattern):
     mutate(raw_params)
     with pytest.raises(ConfigError, match=pattern):
         _load(raw_params, write_params)
+
+
+def test_bernoulli_without_binarisation_is_fine_on_binary_data(raw_params, write_params):
+    name = next(n for n, m in raw_params["models"].items() if m["dataset"] == "dsprites"
+                and m.get("likelihood", "bernoulli") == "bernoulli")
+    raw_params["models"][name]["binarize"] = False
+    assert _load(raw_params, write_params).models[name].binarize is False
 
 
 def test_every_stage_section_must_be_written_out(raw_params, write_params):

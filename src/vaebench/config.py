@@ -420,6 +420,7 @@ def _resolve(raw: dict, profile: str) -> Config:
         if cfg.dataset not in datasets:
             raise ConfigError(f"models.{name}.dataset: {cfg.dataset!r} is not in datasets; "
                               f"known: {sorted(datasets)}")
+        _check_bernoulli_data(name, cfg)
         models[name] = cfg
 
     cfg = _validate(Config, {
@@ -445,6 +446,18 @@ def _resolve(raw: dict, profile: str) -> Config:
             check_applicable(stage, name, models[name])
     _check_disentangle(cfg, profile)
     return cfg
+
+
+def _check_bernoulli_data(name: str, mcfg: Any) -> None:
+    """A Bernoulli decoder has no density on grey values: on an intensity dataset it
+    needs ``binarize: true`` (dynamic binarisation), else a Gaussian likelihood."""
+    from vaebench.data import get_dataset
+    if (getattr(mcfg, "likelihood", None) == "bernoulli" and not getattr(mcfg, "binarize", True)
+            and not get_dataset(mcfg.dataset).BINARY):
+        raise ConfigError(
+            f"models.{name}: likelihood 'bernoulli' with binarize: false on dataset "
+            f"{mcfg.dataset!r}, whose pixels are intensities, not 0/1; set binarize: true, or "
+            f"choose likelihood gaussian, gaussian_isotropic or gaussian_learned")
 
 
 # What an evaluation stage needs of a model's class: stage -> (test, what is missing).

@@ -39,6 +39,7 @@ from vaebench.data.base import DataError, save_prepared
 # Images can be drawn for any factor combination (``Images``), so the
 # disentanglement evaluation applies to models of this dataset.
 GROUND_TRUTH_FACTORS = True
+BINARY = True                      # pixels are 0/1 (a Bernoulli decoder fits as is)
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 FACTOR_VALUES = {

@@ -21,6 +21,9 @@ IDX_FILES = {
 }
 
 
+BINARY = False                     # intensities 0..255 (binarised per batch when asked)
+
+
 class Config(Strict):
     """``datasets.mnist``: subsample sizes (None: all) and the seeds of split and binarisation."""
 

@@ -30,6 +30,9 @@ from vaebench.config import Strict
 from vaebench.data.base import save_prepared
 
 
+BINARY = True                      # frames are 0/1
+
+
 class Config(Strict):
     """``datasets.moving_sprites``: sizes of the sequences and the generator's seeds."""
 
