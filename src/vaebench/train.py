@@ -20,7 +20,7 @@ from vaebench import io, tracking
 from vaebench.config import Config, ConfigError, TrainConfig
 from vaebench.data import PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
-from vaebench.models import Model, build_model
+from vaebench.models import MODELS, Model, build_model
 from vaebench.runs import summarise
 
 
@@ -132,7 +132,8 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
     if data.meta["dataset"] != mcfg.dataset:
         raise ConfigError(f"models.{name}.dataset is {mcfg.dataset!r} but {data_dir} holds "
                           f"{data.meta['dataset']!r}")
-    epochs = tcfg.epochs_for(mcfg.dataset)
+    # closed-form models (``trainable = False``) run no epochs; record what actually ran
+    epochs = tcfg.epochs_for(mcfg.dataset) if MODELS[mcfg.family].trainable else 0
     per_seed, histories = {}, {}
     with io.atomic_dir(out_dir) as out_tmp, io.atomic_dir(plots_dir) as plots_tmp:
         for seed in cfg.seeds:

@@ -68,6 +68,7 @@ def test_ppca_runs_no_epochs_and_reports_its_exact_likelihood(trained):
     _, metrics, out = trained["mnist_ppca"]
     rows = (out / "plots" / "seed0.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("0,0,")             # one row, epoch 0, step 0
+    assert metrics["epochs"] == 0                                     # and says so
     assert metrics["test"]["loss"] == pytest.approx(-metrics["test"]["log_px"])
     # with the exact posterior as q the ELBO is log p(x) (up to the noise of its one-sample
     # estimate); an inexact posterior would cost tens of nats here
