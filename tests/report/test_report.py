@@ -22,18 +22,23 @@ from vaebench.report.figures import save_image_rows
 from vaebench.report.tables import Cell, flat
 
 
-def load_pagecheck():
-    """tests/report/pagecheck.py, the independent page checker (also used by test_pipeline)."""
-    name = "vaebench_tests_pagecheck"
+def load_helper(stem: str):
+    """A helper module next to this file (tests are not a package)."""
+    name = f"vaebench_tests_{stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name,
-                                                      Path(__file__).with_name("pagecheck.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
 
 
+def load_pagecheck():
+    """tests/report/pagecheck.py, the independent page checker (also used by test_pipeline)."""
+    return load_helper("pagecheck")
+
+
 pagecheck = load_pagecheck()
+browser = load_helper("browser")
 
 SECTIONS = ["suite", "training", "likelihood", "disentanglement", "robustness", "samples",
             "reproduce"]
@@ -136,6 +141,26 @@ def test_page_has_every_section_and_only_local_resolving_references(cfg, tmp_pat
     assert len(images) == len(page.images)
     assert {f"#{s}" for s in SECTIONS} <= set(links)
     assert {"results.csv", "headline.json"} <= set(links)
+
+
+@pytest.mark.skipif(browser.find_chromium() is None,
+                    reason="needs a Chromium (Debian package `chromium`)")
+def test_page_in_a_real_browser_has_no_broken_image_and_no_network_request(
+        cfg, tmp_path, write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    _run(cfg, root)
+    view = browser.check_in_browser(root / "index.html")
+    assert view.images == len(pagecheck.check_html(root / "index.html").images) > 0
+    assert view.broken == [] and view.network == []
+    assert all(u.startswith(("file:", "data:")) for u in view.fetched)
+    # the probe can fail: a missing file and a remote image are both caught
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><head></head><body><img src="missing.png">'
+                   '<img src="http://example.invalid/x.png"></body></html>')
+    view = browser.check_in_browser(bad)
+    assert view.images == 2 and len(view.broken) == 2
+    assert "http://example.invalid/x.png" in view.network
 
 
 def test_colours_are_one_per_model_and_the_same_everywhere(cfg, tmp_path, write_reports):
