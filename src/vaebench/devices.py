@@ -67,6 +67,8 @@ def seed_everything(seed: int, deterministic: bool = True,
     np.random.seed(seed)
     torch.manual_seed(seed)
     accelerated = device is not None and device.type != "cpu"
-    torch.use_deterministic_algorithms(deterministic and accelerated)
+    want = deterministic and accelerated
+    if torch.are_deterministic_algorithms_enabled() != want:   # the setter imports torch's
+        torch.use_deterministic_algorithms(want)                # compiler stack (~2 s)
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cudnn.deterministic = deterministic

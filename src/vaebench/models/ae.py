@@ -15,16 +15,18 @@ decoding turns any autoencoder into a sampler.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from pydantic import PositiveFloat, PositiveInt
-from sklearn.mixture import GaussianMixture
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from vaebench.models.base import LossTerms, Model, ModelConfig, PointMass
 from vaebench.models.jacobian import jacobian_frobenius
+
+if TYPE_CHECKING:
+    from sklearn.mixture import GaussianMixture
 
 # code activation a -> (a, a' written as a function of the output h = a(u))
 CODE_ACTIVATIONS = {
@@ -125,8 +127,11 @@ class AE(Model):
         self.train(was_training)
         self.fit_expost(codes.double().cpu().numpy(), seed)
 
-    def fit_expost(self, codes: np.ndarray, seed: int = 0) -> GaussianMixture:
+    def fit_expost(self, codes: np.ndarray, seed: int = 0) -> "GaussianMixture":
         """EM fit of the mixture to codes (N, D); stores it in the buffers."""
+        # imported here: every stage imports the model registry, few fit a mixture,
+        # and scikit-learn costs ~2 s of start-up per stage process
+        from sklearn.mixture import GaussianMixture
         k = self.cfg.expost_components
         if len(codes) < k:
             raise ValueError(f"expost_components = {k} needs at least {k} training codes, "

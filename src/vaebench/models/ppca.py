@@ -18,14 +18,16 @@ ELBO is tight: log p(x, z) - log q(z|x) = log p(x) for every z.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from sklearn.decomposition import PCA
 from torch.distributions import Independent, Normal
 
 from vaebench.models.base import LossTerms
 from vaebench.models.linear_vae import LinearVAE, LinearVAEConfig
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
 
 
 class PPCAConfig(LinearVAEConfig):
@@ -71,6 +73,7 @@ class PPCA(LinearVAE):
     def after_fit(self, data, binarize):
         idx = torch.arange(len(data.x_train), device=data.device)
         x = data.train_batch(idx, binarize).flatten(1).double().cpu().numpy()  # (N, D)
+        from sklearn.decomposition import PCA   # lazy: see models/ae.py fit_expost
         self.set_from_pca(PCA(n_components=self.cfg.latent_dim, svd_solver="full").fit(x))
 
     def loss(self, x, step):
