@@ -44,8 +44,8 @@ window.addEventListener("load", () => {
   const out = document.createElement("pre");
   out.id = "vaebench-browser-check";
   out.textContent = JSON.stringify({images: imgs.length, broken: broken,
-                                    fetched: fetched, width: document.body.scrollWidth,
-                                    height: document.body.scrollHeight});
+                                    fetched: fetched,
+                                    height: document.documentElement.scrollHeight});
   document.body.appendChild(out);
 });
 </script>
@@ -58,7 +58,7 @@ class BrowserView:
     broken: list[str]            # their src (first 80 chars) where the image did not decode
     fetched: list[str]           # every resource the page loaded (Resource Timing)
     network: list[str]           # http(s)/ws(s) URLs requested for the page (NetLog)
-    height: int                  # rendered page height in CSS pixels
+    height: int                  # rendered page height in CSS pixels at the window width
 
 
 def find_chromium() -> str | None:
@@ -83,7 +83,8 @@ def _chromium(args: list[str], timeout: float) -> subprocess.CompletedProcess:
                               capture_output=True, text=True, timeout=timeout)
 
 
-def check_in_browser(index_html: str | Path, timeout: float = 120) -> BrowserView:
+def check_in_browser(index_html: str | Path, width: int = 1280,
+                     timeout: float = 120) -> BrowserView:
     index_html = Path(index_html).resolve()
     html = index_html.read_text(encoding="utf-8")
     base = f'<base href="{index_html.parent.as_uri()}/">'
@@ -93,6 +94,7 @@ def check_in_browser(index_html: str | Path, timeout: float = 120) -> BrowserVie
         probe_page, netlog = Path(tmp) / "probe.html", Path(tmp) / "netlog.json"
         probe_page.write_text(html, encoding="utf-8")
         proc = _chromium([f"--log-net-log={netlog}", "--virtual-time-budget=10000",
+                          f"--window-size={width},900",
                           "--dump-dom", probe_page.as_uri()], timeout)
         found = re.search(r'<pre id="vaebench-browser-check">(.*?)</pre>', proc.stdout, re.S)
         if found is None:
@@ -112,7 +114,7 @@ def screenshot(index_html: str | Path, out_png: str | Path, width: int = 1280,
     """A PNG of the whole page (``height`` None: the page's rendered height)."""
     index_html, out_png = Path(index_html).resolve(), Path(out_png).resolve()
     if height is None:
-        height = check_in_browser(index_html, timeout).height + 40
+        height = check_in_browser(index_html, width, timeout).height
     proc = _chromium([f"--window-size={width},{height}", "--hide-scrollbars",
                       f"--screenshot={out_png}", index_html.as_uri()], timeout)
     if not out_png.is_file():

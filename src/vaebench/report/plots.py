@@ -75,8 +75,12 @@ def _legend(fig, axes, colours: dict[str, str]) -> None:
             handles.setdefault(label, h)
     order = [m for m in colours if m in handles] + [m for m in handles if m not in colours]
     if order:
+        # as many columns as fit the figure's width (an 8 pt character is ~0.07 in wide,
+        # the line sample and padding ~0.5 in), so the legend is never clipped
+        entry_in = 0.5 + 0.07 * max(map(len, order))
+        fits = int(fig.get_figwidth() // entry_in)
         fig.legend([handles[m] for m in order], order, loc="outside lower center",
-                   ncols=min(len(order), 5), fontsize=8, frameon=False)
+                   ncols=max(1, min(len(order), 5, fits)), fontsize=8, frameon=False)
 
 
 # --- training curves ---------------------------------------------------------------------

@@ -210,10 +210,11 @@ def models_table(cfg: Config, metrics: dict[str, dict[str, dict]]) -> pd.DataFra
                     if k not in ("family", "dataset")}
         train = metrics.get("train", {}).get(name)
         evaluated = [s for s in metrics if s != "train" and name in metrics[s]]
+        seeds = sorted(train.get("seeds") or {}, key=int) if train else []
         rows.append({"model": name, "family": mcfg.family, "dataset": mcfg.dataset,
                      "settings": ", ".join(f"{k}={_short(v)}" for k, v in settings.items()),
-                     "seeds trained": ", ".join(sorted(train.get("seeds") or {}, key=int))
-                     if train else "not trained",
+                     "seeds trained": (f"seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}"
+                                       if seeds else "not trained"),
                      "evaluations": ", ".join(evaluated) or "none"})
     return pd.DataFrame(rows, columns=["model", "family", "dataset", "settings",
                                        "seeds trained", "evaluations"])
