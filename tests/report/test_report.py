@@ -163,6 +163,18 @@ def test_page_in_a_real_browser_has_no_broken_image_and_no_network_request(
     assert "http://example.invalid/x.png" in view.network
 
 
+def test_gaussian_likelihood_models_get_their_own_training_panel(cfg, tmp_path, write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    cfg.models["mnist_vae"] = cfg.models["mnist_vae"].model_copy(
+        update={"likelihood": "gaussian_learned"})
+    _run(cfg, root)
+    curves = pd.read_csv(root / "figures" / "report" / "training_curves.csv")
+    panel = curves.groupby("model")["panel"].agg(set)
+    assert panel["mnist_vae"] == {"mnist, Gaussian densities"}
+    assert panel["mnist_ae"] == {"mnist"} and panel["dsprites_vae"] == {"dsprites"}
+
+
 def test_colours_are_one_per_model_and_the_same_everywhere(cfg, tmp_path, write_reports):
     for n in (3, 10, 20, 25, 40, 45):
         names = [f"m{i}" for i in range(n)]

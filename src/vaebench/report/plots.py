@@ -85,15 +85,28 @@ def _legend(fig, axes, colours: dict[str, str]) -> None:
 
 # --- training curves ---------------------------------------------------------------------
 
-def read_train_curves(plots_dir: Path, metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    """panel (dataset), model, seed, epoch, test_loss from ``plots/train/<model>/seed<k>.csv``."""
+def curve_panel(dataset: str, likelihood: str | None) -> str:
+    """The training-curve panel of a model: its dataset, split by the kind of decoder
+    likelihood -- a Gaussian density on intensities is in other units than a Bernoulli
+    probability of binary pixels (it can be ~1000 nats below zero), and sharing one axis
+    would flatten every Bernoulli curve."""
+    if likelihood in (None, "bernoulli"):
+        return dataset
+    return f"{dataset}, Gaussian densities"
+
+
+def read_train_curves(plots_dir: Path, metrics: dict[str, dict[str, dict]],
+                      panels: dict[str, str] | None = None) -> pd.DataFrame:
+    """panel, model, seed, epoch, test_loss from ``plots/train/<model>/seed<k>.csv``;
+    the panel is ``panels[model]`` where given, else the model's dataset."""
     frames = []
     for model, data in metrics.get("train", {}).items():
         for path in sorted((plots_dir / "train" / model).glob("seed*.csv")):
             df = pd.read_csv(path)
             if not {"epoch", "test_loss"} <= set(df.columns):
                 continue
-            df = df[["epoch", "test_loss"]].assign(model=model, panel=data.get("dataset", ""),
+            panel = (panels or {}).get(model, data.get("dataset", ""))
+            df = df[["epoch", "test_loss"]].assign(model=model, panel=panel,
                                                    seed=path.stem.removeprefix("seed"))
             frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -111,7 +124,8 @@ def aggregate_curves(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_curves(agg: pd.DataFrame, colours: dict[str, str], path: Path) -> Path | None:
-    """Test loss per epoch, one panel per dataset; mean over seeds ± 95% interval."""
+    """Test loss per epoch, one panel per dataset (and likelihood kind, see
+    :func:`curve_panel`); mean over seeds ± 95% interval."""
     if agg.empty:
         return None
     panels = list(dict.fromkeys(agg["panel"]))
@@ -122,7 +136,7 @@ def training_curves(agg: pd.DataFrame, colours: dict[str, str], path: Path) -> P
             ax.plot(df["epoch"], df["test_loss"], marker="o", ms=3, color=c, label=model)
             ax.fill_between(df["epoch"], df["test_loss"] - df["test_loss_ci95"],
                             df["test_loss"] + df["test_loss_ci95"], color=c, alpha=0.15, lw=0)
-        ax.set(title=f"dataset: {panel}", xlabel="epoch",
+        ax.set(title=panel, xlabel="epoch",
                ylabel="test loss (objective, nats per image)")
         ax.grid(alpha=0.3)
     _legend(fig, axes, colours)

@@ -85,7 +85,8 @@ def training(x: Inputs) -> Section:
                     "per seed.", "No models trained yet.")]
     if x.drawn.get("training_curves"):
         blocks.append(Figure(x.drawn["training_curves"], "Test loss per epoch (mean over seeds, "
-                             "band: 95% interval), one panel per dataset."))
+                             "band: 95% interval), one panel per dataset; models with a Gaussian "
+                             "likelihood (densities of intensities, other units) on their own."))
     diag = tables.diagnostics_table(x.flat, tables.NLL_PARTS)
     if not diag.empty:
         blocks.append(Table(diag, "Family-specific diagnostics on the test set, reported by "
