@@ -65,6 +65,20 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
+def unusable(timeout: float = 60) -> str | None:
+    """Why no headless Chromium can be used here (None: one can). It must be installed
+    and must render a trivial page to a DOM dump."""
+    if find_chromium() is None:
+        return f"no Chromium installed (looked for {', '.join(CHROMIUM_NAMES)})"
+    try:
+        proc = _chromium(["--dump-dom", "data:text/html,<p id=ok>ok</p>"], timeout)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"Chromium does not start: {err}"
+    if 'id="ok"' not in proc.stdout:
+        return f"Chromium renders nothing (exit {proc.returncode}): {proc.stderr[-300:]}"
+    return None
+
+
 def page_requests(netlog: Path) -> list[str]:
     """URLs of the requests in a Chromium NetLog that the page initiated."""
     log = json.loads(netlog.read_text(errors="replace"))
