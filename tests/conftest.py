@@ -15,6 +15,23 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_mlflow_store(tmp_path_factory):
+    """A throwaway MLflow store for the whole session, in place before any fixture runs:
+    module- and session-scoped fixtures that train are set up before the per-test store
+    below exists, and without this they logged into the project's own mlflow.db."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "DVC_ROOT")}
+    store = tmp_path_factory.mktemp("mlflow-session")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+    os.environ.pop("DVC_ROOT", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True)
 def _isolated_mlflow(tmp_path_factory, monkeypatch):
     """Every test logs into its own throwaway MLflow store, never the project's."""

@@ -28,6 +28,21 @@ def test_default_store_is_sqlite_in_the_project_root(tmp_path, monkeypatch):
     assert tracking.tracking_uri() == "http://tracking.example:5000"
 
 
+def test_artifacts_live_beside_the_sqlite_store_not_in_the_working_directory(tmp_path,
+                                                                           monkeypatch):
+    store, cwd = tmp_path / "store", tmp_path / "cwd"
+    store.mkdir(), cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    assert tracking.artifact_location() == (store / "mlartifacts").resolve().as_uri()
+    (tmp_path / "a.txt").write_text("x")
+    with tracking.model_run("m", 0, "key") as run:
+        run.log_artifact(tmp_path / "a.txt", "files")
+    assert list((store / "mlartifacts").rglob("a.txt")) and not any(cwd.iterdir())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert tracking.artifact_location() is None         # a server chooses its own
+
+
 def test_one_run_per_variant_with_params_curves_metrics_and_checkpoint(
         tiny_config, tiny_data, tmp_path):
     from mlflow.tracking import MlflowClient

@@ -7,8 +7,9 @@ suite; one run per (model, seed, checkpoint), found again by the tag
 the run of the model it evaluated. If the tracking store is unreachable a
 warning is printed and no result is lost.
 
-Store: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<project root>/mlflow.db``
-with artifacts in ``<project root>/mlartifacts``. The project root is resolved
+Store: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<project root>/mlflow.db``;
+a sqlite store keeps new experiments' artifacts in ``mlartifacts/`` beside its
+file (``<project root>/mlartifacts`` by default). The project root is resolved
 through ``DVC_ROOT`` -- and out of DVC's temporary experiment copies under
 ``.dvc/tmp/exps/`` -- so ``dvc exp run --queue`` logs into the same store as
 ``dvc repro``.
@@ -79,15 +80,23 @@ def _client():
     return MlflowClient(tracking_uri=tracking_uri())
 
 
+def artifact_location() -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside the sqlite
+    file (the project's, or the one ``MLFLOW_TRACKING_URI`` names), never MLflow's
+    default ``./mlruns`` relative to whatever the working directory is; None (the
+    server's choice) for any other store."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+
+
 def _experiment_id(client) -> str:
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
-    location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        location = (project_root() / "mlartifacts").as_uri()
     try:
-        return client.create_experiment(EXPERIMENT, artifact_location=location)
+        return client.create_experiment(EXPERIMENT, artifact_location=artifact_location())
     except Exception:  # created concurrently by a parallel queue worker
         return client.get_experiment_by_name(EXPERIMENT).experiment_id
 
