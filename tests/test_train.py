@@ -105,3 +105,44 @@ def test_stage_draws_reconstructions_and_samples(tiny_config, tiny_data, tmp_pat
         assert {p.name for p in figures.iterdir()} >= expected
         for p in figures.iterdir():
             assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_kl_warmup_ramps_the_kl_weight_linearly_then_holds_it_at_one(tiny_config, tiny_data):
+    from vaebench.data import load_prepared
+    from vaebench.models import build_model
+    from vaebench.train import fit
+    data = load_prepared(tiny_data / "mnist")
+    model = build_model(tiny_config.models["mnist_beta_vae"], data.image_shape)
+    weights, loss = [], model.loss
+
+    def recording_loss(x, step):
+        if model.training:                      # training steps, not the per-epoch evaluation
+            weights.append(model.kl_weight_at(step))
+        return loss(x, step)
+
+    model.loss = recording_loss
+    tcfg = tiny_config.train.model_copy(update={"kl_warmup_epochs": 2.0, "batch_size": 64})
+    per_epoch = -(-len(data.x_train) // 64)
+    fit(model, data, tcfg, epochs=3, seed=0, binarize=True)
+    beta, warm = tiny_config.models["mnist_beta_vae"].beta, 2 * per_epoch
+    assert len(weights) == 3 * per_epoch
+    assert weights[:warm] == pytest.approx([beta * (i + 1) / warm for i in range(warm)])
+    assert weights[warm:] == pytest.approx([beta] * per_epoch)
+    assert model.kl_anneal == 1.0               # evaluation after training sees the full ELBO
+
+
+def test_kl_anneal_scales_only_the_kl_term_of_the_vae_loss(tiny_config):
+    from vaebench.models import build_model
+    torch.manual_seed(0)
+    model = build_model(tiny_config.models["mnist_vae"], (1, 28, 28))
+    x = torch.bernoulli(torch.full((16, 1, 28, 28), 0.3))
+    out = {}
+    for a in (0.0, 0.5, 1.0):
+        model.kl_anneal = a
+        torch.manual_seed(1)
+        out[a] = model.loss(x, 0)
+    terms = out[1.0].terms
+    for a in (0.0, 0.5):
+        assert out[a].loss.item() == pytest.approx((terms["recon"] + a * terms["kl"]).item(),
+                                                   rel=1e-5)
+        assert out[a].terms["elbo"].item() == pytest.approx(terms["elbo"].item(), rel=1e-6)

@@ -64,6 +64,14 @@ class TrainConfig(Strict):
     lr: PositiveFloat = 1e-3
     device: Device | None = None  # None: the top-level ``device``
     deterministic: bool = True
+    # KL warm-up (deterministic annealing; Bowman et al. 2016, "Generating Sentences from a
+    # Continuous Space", arXiv:1511.06349; Sonderby et al. 2016, "Ladder Variational
+    # Autoencoders", arXiv:1602.02282): the weight of the KL / log-ratio term rises linearly
+    # from 0 to its full value over this many epochs. 0: off. No effect on models without one.
+    kl_warmup_epochs: NonNegativeFloat = 0.0
+
+    def warmup_steps(self, steps_per_epoch: int) -> int:
+        return round(self.kl_warmup_epochs * steps_per_epoch)
 
     def epochs_for(self, dataset: str) -> int:
         if isinstance(self.epochs, int):

@@ -53,6 +53,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
             for name, params in model.optim_groups().items()} if epochs else {}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []
+    warmup = cfg.warmup_steps(-(-n // cfg.batch_size))     # steps of the KL warm-up (0: off)
     model.train()
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=None, leave=False)
     for epoch in bar:
@@ -60,6 +61,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
         t0 = time.perf_counter()
         for idx in torch.randperm(n, generator=gen, device=data.device).split(cfg.batch_size):
             x = data.train_batch(idx, binarize, gen)
+            model.kl_anneal = min(1.0, (step + 1) / warmup) if warmup else 1.0
             out = model.loss(x, step, **({"index": idx} if model.needs_index else {}))
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)
@@ -75,6 +77,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
                         "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)
                         if model.eval_every_epoch or epoch == epochs else {}})
         bar.set_postfix(loss=f"{train_row['loss']:.2f}")
+    model.kl_anneal = 1.0
     t0 = time.perf_counter()
     model.after_fit(data, binarize)
     if not history:  # nothing trained by gradient: one row, evaluated after the fit

@@ -94,6 +94,10 @@ class Model(nn.Module):
     # training evaluates the test terms after every epoch (False: after the last one only,
     # for models whose inference on new data is itself an expensive optimisation)
     eval_every_epoch: ClassVar[bool] = True
+    # factor in [0, 1] on the KL / log-ratio term, set by the training loop during a KL
+    # warm-up (``train.kl_warmup_epochs``); 1 outside training. Families without such a
+    # term ignore it.
+    kl_anneal: float = 1.0
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...]):
         super().__init__()

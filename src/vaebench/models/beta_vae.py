@@ -23,4 +23,4 @@ class BetaVAE(VAE):
     Config = BetaVAEConfig
 
     def kl_weight_at(self, step):
-        return self.cfg.beta
+        return self.cfg.beta * self.kl_anneal

@@ -35,21 +35,23 @@ class IWAE(VAE):
     Config = IWAEConfig
 
     def log_weights(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log w, log p(x|z)) for k reparameterised samples z_k ~ q(z|x), each (K, B)."""
+        """(log p(x|z), log p(z) - log q(z|x)) for k reparameterised samples z_k ~ q(z|x),
+        each (K, B); log w = their sum."""
         q = self.encode(x)
         z = q.rsample((k,))                                 # (K, B, D)
         log_px_z = self.decode(z).log_prob(x)               # (K, B)
-        log_w = log_px_z + self.prior().log_prob(z) - q.log_prob(z)   # (K, B)
-        return log_w, log_px_z
+        return log_px_z, self.prior().log_prob(z) - q.log_prob(z)
 
     def bound(self, log_w: torch.Tensor) -> torch.Tensor:
         """VLB^(K) per example from log weights (K, B): logsumexp_k log w_k - log K."""
         return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])   # (B,)
 
     def loss(self, x, step):
-        log_w, log_px_z = self.log_weights(x, self.cfg.k)
-        vlb = self.bound(log_w)                             # (B,)
-        elbo = log_w.mean(0)                                # (B,)
+        log_px_z, log_ratio = self.log_weights(x, self.cfg.k)
+        vlb = self.bound(log_px_z + log_ratio)              # (B,)
+        # during a KL warm-up the trained bound tempers the log-ratio term; logged: the true one
+        trained = vlb if self.kl_anneal == 1.0 else self.bound(log_px_z + self.kl_anneal * log_ratio)
+        elbo = (log_px_z + log_ratio).mean(0)               # (B,)
         recon = -log_px_z.mean(0)                           # (B,)
-        return LossTerms(-vlb.mean(), {"vlb": vlb.mean(), "elbo": elbo.mean(),
-                                       "recon": recon.mean(), "kl": (-recon - elbo).mean()})
+        return LossTerms(-trained.mean(), {"vlb": vlb.mean(), "elbo": elbo.mean(),
+                                           "recon": recon.mean(), "kl": (-recon - elbo).mean()})

@@ -73,8 +73,8 @@ class VAE(Model):
         return kl
 
     def kl_weight_at(self, step: int) -> float:
-        """Weight of the KL term in the training loss (1: the ELBO)."""
-        return 1.0
+        """Weight of the KL term in the training loss (1: the ELBO), times the warm-up factor."""
+        return self.kl_anneal
 
     def expected(self, q, f, gradient=None, baseline=None):
         """Monte Carlo E_q[f(z)] per example (B,); grad_phi by the chosen estimator."""
