@@ -361,22 +361,30 @@ AFFINE_SCALE = np.array([100.0, 0.01, 3.0, 0.5, 20.0])
 AFFINE_SHIFT = np.array([5.0, -3.0, 0.0, 1000.0, -7.0])
 
 
+def affine(codes: np.ndarray) -> np.ndarray:
+    return codes * AFFINE_SCALE + AFFINE_SHIFT
+
+
+def uniform_factors(sizes, n: int, gen: np.random.Generator) -> np.ndarray:
+    return gen.integers(0, np.asarray(sizes), size=(n, len(sizes)))
+
+
 def noisy_perfect_split(sizes, n_train=2000, n_test=1000, seed=0):
     """Factor indices + N(0, 0.01^2) noise as codes, a train and a test split."""
     gen = np.random.default_rng(seed)
-    f_train, f_test = (gen.integers(0, np.asarray(sizes), size=(n, len(sizes))) for n in (n_train, n_test))
+    f_train, f_test = uniform_factors(sizes, n_train, gen), uniform_factors(sizes, n_test, gen)
     return (f_train + 0.01 * gen.normal(size=f_train.shape), f_train,
             f_test + 0.01 * gen.normal(size=f_test.shape), f_test)
 
 
-@pytest.mark.parametrize("affine", [False, True], ids=["raw", "rescaled"])
-def test_explicitness_of_noisy_perfect_code(affine):
+@pytest.mark.parametrize("rescaled", [False, True], ids=["raw", "rescaled"])
+def test_explicitness_of_noisy_perfect_code(rescaled):
     # Explicitness bound 1 (see above); with the codes standardised as in the
     # reference, the units of a dimension cannot matter (unscaled, the
     # rescaled copy scored 0.80: the L2 penalty crushed the 0.01-scaled dim).
     c_train, f_train, c_test, f_test = noisy_perfect_split(SMALL)
-    if affine:
-        c_train, c_test = c_train * AFFINE_SCALE + AFFINE_SHIFT, c_test * AFFINE_SCALE + AFFINE_SHIFT
+    if rescaled:
+        c_train, c_test = affine(c_train), affine(c_test)
     result = modularity.modularity_explicitness_from_arrays(c_train, f_train, c_test, f_test)
     assert result["explicitness_train"] >= 0.98
     assert result["explicitness_test"] >= 0.98
@@ -388,12 +396,12 @@ def test_explicitness_is_invariant_to_positive_affine_maps(kind):
     # x -> a*x + b (a > 0), so the classifier and every AUC are unchanged. The
     # codes here are imperfect, so the scores are not pinned at 1 or 0.5.
     gen = np.random.default_rng(3)
-    f_train, f_test = (gen.integers(0, np.asarray(SMALL), size=(n, len(SMALL))) for n in (1000, 500))
+    f_train, f_test = uniform_factors(SMALL, 1000, gen), uniform_factors(SMALL, 500, gen)
     fn = codes_fn_for(kind, len(SMALL))
     c_train, c_test = fn(f_train), fn(f_test)
     plain = modularity.modularity_explicitness_from_arrays(c_train, f_train, c_test, f_test)
-    moved = modularity.modularity_explicitness_from_arrays(
-        c_train * AFFINE_SCALE + AFFINE_SHIFT, f_train, c_test * AFFINE_SCALE + AFFINE_SHIFT, f_test)
+    moved = modularity.modularity_explicitness_from_arrays(affine(c_train), f_train,
+                                                           affine(c_test), f_test)
     for key in ("explicitness_train", "explicitness_test"):
         assert moved[key] == pytest.approx(plain[key], abs=1e-6)
 
@@ -404,7 +412,8 @@ def test_explicitness_ignores_a_constant_dimension():
     c_train, f_train, c_test, f_test = noisy_perfect_split(SMALL)
     base = modularity.modularity_explicitness_from_arrays(c_train, f_train, c_test, f_test)
     pad = lambda c: np.hstack([c, np.full((len(c), 1), 3.5)])  # noqa: E731
-    padded = modularity.modularity_explicitness_from_arrays(pad(c_train), f_train, pad(c_test), f_test)
+    padded = modularity.modularity_explicitness_from_arrays(pad(c_train), f_train,
+                                                            pad(c_test), f_test)
     assert np.isfinite(padded["explicitness_test"])
     assert padded["explicitness_test"] == pytest.approx(base["explicitness_test"], abs=1e-6)
 
