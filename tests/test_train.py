@@ -50,6 +50,7 @@ def test_training_lowers_the_loss_and_writes_curves_and_metrics(tiny_config, tin
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert saved["device"] == "cpu" and saved["n_params"] > 0
+    assert saved["likelihood"] == "bernoulli" and saved["binarize"] is True
     assert saved["test"]["loss"] == pytest.approx(float(rows[-1]["test_loss"]), rel=1e-4)
     assert set(saved["seeds"]) == {"0"}
 

@@ -166,6 +166,7 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                                                 "train": tcfg.model_dump(), "epochs": epochs,
                                                 "seeds": cfg.seeds, "profile": cfg.profile})
     metrics = {"model": name, "family": mcfg.family, "dataset": mcfg.dataset,
+               "likelihood": mcfg.likelihood, "binarize": mcfg.binarize,  # units of the losses
                "profile": cfg.profile, "device": describe(device), "n_params": n_params,
                "epochs": epochs, **summarise(per_seed),
                "seeds": {str(s): r for s, r in per_seed.items()}}

@@ -18,7 +18,7 @@ from vaebench.config import load_config
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
-EVALUATE = {"loglik": ["mnist_vae", "dsprites_vae"],
+EVALUATE = {"loglik": ["mnist_vae", "mnist_vae_gaussdec", "dsprites_vae"],
             "disentangle": ["dsprites_vae", "dsprites_beta_vae"],
             "robustness": ["mnist_ae", "mnist_vae", "dsprites_vae"]}
 
@@ -69,11 +69,20 @@ def test_dvc_plots_show_renders_every_comparison_by_model(repo):
         assert plot["content"]["spec"]["encoding"]["color"]["field"] == "model"
         models = {v["model"] for v in values}
         if "Training" in title:
-            assert models == {"mnist_ae", "mnist_vae", "dsprites_vae", "dsprites_beta_vae"}
+            assert models == {"mnist_ae", "mnist_vae", "mnist_vae_gaussdec", "dsprites_vae",
+                              "dsprites_beta_vae"}
         elif "K" in title:
             assert models == set(EVALUATE["loglik"])
         else:
             assert models == set(EVALUATE["robustness"])
+        if "Robustness" not in title:
+            # the Gaussian-density model gets a facet of its own: no shared y axis with
+            # the Bernoulli models of its dataset
+            panels = {}
+            for v in values:
+                panels.setdefault(v["model"], set()).add(v["panel"])
+            assert len(panels["mnist_vae_gaussdec"]) == len(panels["mnist_vae"]) == 1
+            assert panels["mnist_vae_gaussdec"] != panels["mnist_vae"]
 
 
 def test_dvc_exp_show_lists_the_headline_metrics(repo):

@@ -42,7 +42,7 @@ browser = load_helper("browser")
 
 SECTIONS = ["suite", "training", "likelihood", "disentanglement", "robustness", "samples",
             "reproduce"]
-FIXTURE_EVALUATE = {"loglik": ["mnist_vae", "dsprites_vae"],
+FIXTURE_EVALUATE = {"loglik": ["mnist_vae", "mnist_vae_gaussdec", "dsprites_vae"],
                     "disentangle": ["dsprites_vae", "dsprites_beta_vae"],
                     "robustness": ["mnist_ae", "mnist_vae", "dsprites_vae"]}
 
@@ -164,16 +164,104 @@ def test_page_in_a_real_browser_has_no_broken_image_and_no_network_request(
     assert "http://example.invalid/x.png" in view.network
 
 
-def test_gaussian_likelihood_models_get_their_own_training_panel(cfg, tmp_path, write_reports):
+def _kinds(root: Path, stage: str) -> dict[str, str]:
+    """{model: recorded likelihood} of a stage's metrics files (independent of tables)."""
+    return {p.stem: json.loads(p.read_text())["likelihood"]
+            for p in (root / "metrics" / stage).glob("*.json")}
+
+
+def _bernoulli(likelihood: str) -> bool:
+    return likelihood == "bernoulli"
+
+
+def test_gaussian_and_bernoulli_models_never_share_a_panel(cfg, tmp_path, write_reports):
     root = tmp_path / "reports"
     write_reports(root, cfg)
-    cfg.models["mnist_vae"] = cfg.models["mnist_vae"].model_copy(
-        update={"likelihood": "gaussian_learned"})
     _run(cfg, root)
-    curves = pd.read_csv(root / "figures" / "report" / "training_curves.csv")
-    panel = curves.groupby("model")["panel"].agg(set)
-    assert panel["mnist_vae"] == {"mnist, Gaussian densities"}
-    assert panel["mnist_ae"] == {"mnist"} and panel["dsprites_vae"] == {"dsprites"}
+    own = root / "figures" / "report"
+    for name, stage in (("training_curves.csv", "train"), ("loglik_vs_k.csv", "loglik")):
+        kinds = _kinds(root, stage)
+        df = pd.read_csv(own / name)
+        panels = df.groupby("panel")["model"].agg(set)
+        assert len(panels) >= 2
+        for panel, models in panels.items():
+            assert len({_bernoulli(kinds[m]) for m in models}) == 1, (name, panel, models)
+            assert len({m.split("_")[0] for m in models}) == 1     # one dataset per panel
+        assert df.groupby("model")["panel"].nunique().eq(1).all()
+    panel = pd.read_csv(own / "loglik_vs_k.csv").groupby("model")["panel"].first()
+    assert panel["mnist_vae"] == "mnist · Bernoulli"
+    assert panel["mnist_vae_gaussdec"] == "mnist · Gaussian density"
+
+
+def test_the_panel_follows_the_likelihood_recorded_in_the_files(cfg, tmp_path, write_reports):
+    # the report reads files only: a train file that records a Gaussian likelihood moves the
+    # model to a Gaussian panel although params.yaml still says Bernoulli
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    path = root / "metrics" / "train" / "dsprites_vae.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "likelihood": "gaussian", "binarize": True}))
+    _run(cfg, root)
+    panel = pd.read_csv(root / "figures" / "report" / "training_curves.csv").groupby(
+        "model")["panel"].first()
+    assert panel["dsprites_vae"] == "dsprites · Gaussian density, binarised"
+    assert panel["dsprites_beta_vae"] == "dsprites · Bernoulli"
+
+
+def test_rankings_and_tables_are_split_by_dataset_and_likelihood_kind(cfg, tmp_path,
+                                                                       write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    metrics = tables.load_metrics(root / "metrics", cfg)
+    F = tables.flat_all(metrics)
+    kinds = {**_kinds(root, "train"), **_kinds(root, "loglik")}
+    for make in (lambda: tables.nll_tables(metrics, F),
+                 lambda: tables.likelihood_tables(cfg, metrics, F),
+                 lambda: tables.objective_tables(metrics, F)):
+        groups = make()
+        seen = [m for _, df in groups for m in df["model"]]
+        assert len(seen) == len(set(seen))                   # every model in one table only
+        for group, df in groups:
+            assert len({_bernoulli(kinds[m]) for m in df["model"]}) == 1, (group, list(df.model))
+        assert "mnist_vae_gaussdec" in seen
+    # the ranking: lowest NLL first within a group, and the density model alone in its own
+    nll = dict(tables.nll_tables(metrics, F))
+    assert list(nll["mnist · Gaussian density"]["model"]) == ["mnist_vae_gaussdec"]
+    ranked = nll["mnist · Bernoulli"]
+    values = [float(v.split()[0].replace(",", "")) for v in ranked["NLL (nats)"]]
+    assert values == sorted(values) and set(ranked["model"]) == {"mnist_vae", "mnist_ae"}
+
+
+def test_training_tables_show_the_elbo_apart_from_the_labelled_objective(cfg, tmp_path,
+                                                                         write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    metrics = tables.load_metrics(root / "metrics", cfg)
+    F = tables.flat_all(metrics)
+    assert not any("loss" in c for c in tables.cost_table(metrics, F).columns)
+    groups = dict(tables.objective_tables(metrics, F))
+    table = groups["mnist · Bernoulli"]
+    assert {"ELBO", "objective (own loss)"} <= set(table.columns)
+    data = json.loads((root / "metrics" / "train" / "mnist_vae.json").read_text())["test"]
+    row = table.set_index("model").loc["mnist_vae"]
+    assert row["ELBO"] == tables.fmt(Cell(data["elbo"], None, data["elbo_ci95"]))
+    assert row["objective (own loss)"] == tables.fmt(Cell(data["loss"], None, data["loss_ci95"]))
+    gauss = groups["mnist · Gaussian density"].set_index("model").loc["mnist_vae_gaussdec"]
+    assert float(gauss["ELBO"].split()[0].replace(",", "")) > 900   # ~ +1000 nats, on its own
+    _run(cfg, root)
+    text = "".join(pagecheck.check_html(root / "index.html").text)
+    assert "objective (own loss)" in text and "mnist · Gaussian density" in text
+
+
+def test_a_file_without_its_likelihood_is_named(cfg, tmp_path, write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    path = root / "metrics" / "loglik" / "mnist_vae.json"
+    data = json.loads(path.read_text())
+    del data["likelihood"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ReportError, match="loglik/mnist_vae.json: no 'likelihood'"):
+        _run(cfg, root)
 
 
 def test_colours_are_one_per_model_and_the_same_everywhere(cfg, tmp_path, write_reports):
@@ -253,7 +341,8 @@ def test_headline_metrics_and_the_suite_run_in_mlflow(cfg, tmp_path, write_repor
     write_reports(root, cfg)
     _run(cfg, root, mirror=True)
     head = json.loads((root / "headline.json").read_text())["headline"]
-    assert set(head) == {"mnist_ae", "mnist_vae", "dsprites_vae", "dsprites_beta_vae"}  # trained
+    assert set(head) == {"mnist_ae", "mnist_vae", "mnist_vae_gaussdec", "dsprites_vae",
+                         "dsprites_beta_vae"}  # trained
     vae = head["mnist_vae"]
     data = json.loads((root / "metrics" / "loglik" / "mnist_vae.json").read_text())
     assert vae["loglik"]["elbo"] == pytest.approx(data["elbo"]["mean"])

@@ -21,7 +21,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from vaebench.report.tables import DISENTANGLEMENT, ROBUSTNESS_METRICS, Flat  # noqa: E402
+from vaebench.report.tables import (  # noqa: E402
+    DISENTANGLEMENT, ROBUSTNESS_METRICS, Flat, group_of,
+)
 
 DPI = 90
 
@@ -85,28 +87,18 @@ def _legend(fig, axes, colours: dict[str, str]) -> None:
 
 # --- training curves ---------------------------------------------------------------------
 
-def curve_panel(dataset: str, likelihood: str | None) -> str:
-    """The training-curve panel of a model: its dataset, split by the kind of decoder
-    likelihood -- a Gaussian density on intensities is in other units than a Bernoulli
-    probability of binary pixels (it can be ~1000 nats below zero), and sharing one axis
-    would flatten every Bernoulli curve."""
-    if likelihood in (None, "bernoulli"):
-        return dataset
-    return f"{dataset}, Gaussian densities"
-
-
-def read_train_curves(plots_dir: Path, metrics: dict[str, dict[str, dict]],
-                      panels: dict[str, str] | None = None) -> pd.DataFrame:
-    """panel, model, seed, epoch, test_loss from ``plots/train/<model>/seed<k>.csv``;
-    the panel is ``panels[model]`` where given, else the model's dataset."""
+def read_train_curves(plots_dir: Path, metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """panel, model, seed, epoch, test_loss from ``plots/train/<model>/seed<k>.csv``; the
+    panel is the model's (dataset, likelihood kind), :func:`tables.group_of` of its train
+    metrics: a Gaussian density of intensities (~ -1000 nats as a loss) on a Bernoulli
+    panel would flatten every Bernoulli curve."""
     frames = []
     for model, data in metrics.get("train", {}).items():
         for path in sorted((plots_dir / "train" / model).glob("seed*.csv")):
             df = pd.read_csv(path)
             if not {"epoch", "test_loss"} <= set(df.columns):
                 continue
-            panel = (panels or {}).get(model, data.get("dataset", ""))
-            df = df[["epoch", "test_loss"]].assign(model=model, panel=panel,
+            df = df[["epoch", "test_loss"]].assign(model=model, panel=group_of(data),
                                                    seed=path.stem.removeprefix("seed"))
             frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -114,7 +106,7 @@ def read_train_curves(plots_dir: Path, metrics: dict[str, dict[str, dict]],
 
 
 def aggregate_curves(curves: pd.DataFrame) -> pd.DataFrame:
-    """Mean test loss over seeds per (dataset, model, epoch), with its 95% interval."""
+    """Mean test loss over seeds per (panel, model, epoch), with its 95% interval."""
     cols = ["panel", "model", "epoch", "test_loss", "test_loss_ci95"]
     if curves.empty:
         return pd.DataFrame(columns=cols)
@@ -124,8 +116,8 @@ def aggregate_curves(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_curves(agg: pd.DataFrame, colours: dict[str, str], path: Path) -> Path | None:
-    """Test loss per epoch, one panel per dataset (and likelihood kind, see
-    :func:`curve_panel`); mean over seeds ± 95% interval."""
+    """Test objective per epoch, one panel per (dataset, likelihood kind); mean over seeds
+    ± 95% interval."""
     if agg.empty:
         return None
     panels = list(dict.fromkeys(agg["panel"]))
@@ -137,7 +129,7 @@ def training_curves(agg: pd.DataFrame, colours: dict[str, str], path: Path) -> P
             ax.fill_between(df["epoch"], df["test_loss"] - df["test_loss_ci95"],
                             df["test_loss"] + df["test_loss_ci95"], color=c, alpha=0.15, lw=0)
         ax.set(title=panel, xlabel="epoch",
-               ylabel="test loss (objective, nats per image)")
+               ylabel="test objective (own loss, nats per image)")
         ax.grid(alpha=0.3)
     _legend(fig, axes, colours)
     return _save(fig, path)
@@ -146,8 +138,8 @@ def training_curves(agg: pd.DataFrame, colours: dict[str, str], path: Path) -> P
 # --- log-likelihood against K --------------------------------------------------------------
 
 def loglik_frame(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
-    """panel (dataset), model, k, log_p_hat (mean over seeds) with its SE and 95% interval,
-    the naive estimate, the ELBO and the exact value where known."""
+    """panel (dataset · likelihood kind), model, k, log_p_hat (mean over seeds) with its SE
+    and 95% interval, the naive estimate, the ELBO and the exact value where known."""
     rows = []
     for model, data in metrics.get("loglik", {}).items():
         f = F["loglik"][model]
@@ -157,7 +149,7 @@ def loglik_frame(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
                 continue
             naive, elbo, exact = (f.get(f"naive.k{k}"), f.get("elbo"), f.get("exact"))
             gain = f.get(f"log_p_hat.k{k}.minus_elbo")
-            rows.append({"panel": data.get("dataset", ""), "model": model, "k": int(k),
+            rows.append({"panel": group_of(data), "model": model, "k": int(k),
                          "log_p_hat": c.value, "stderr": c.stderr, "ci95": c.ci95,
                          "gain": gain.value if gain else None,
                          "gain_stderr": gain.stderr if gain else None,
@@ -186,9 +178,10 @@ def _k_axis(ax, ks) -> None:
 
 
 def loglik_vs_k(frame: pd.DataFrame, colours: dict[str, str], path: Path) -> Path | None:
-    """Against K (log axis), one row per dataset: the importance-sampling estimate
-    log p̂_K(x) (exact log p(x) dashed where known), its gain over the ELBO (a paired
-    difference, so its error bars are much smaller), and the naive prior-sampling estimate."""
+    """Against K (log axis), one row per panel, i.e. (dataset, likelihood kind): the
+    importance-sampling estimate log p̂_K(x) (exact log p(x) dashed where known), its gain
+    over the ELBO (a paired difference, so its error bars are much smaller), and the naive
+    prior-sampling estimate."""
     if frame.empty:
         return None
     panels = list(dict.fromkeys(frame["panel"]))
@@ -216,7 +209,8 @@ def loglik_vs_k(frame: pd.DataFrame, colours: dict[str, str], path: Path) -> Pat
                            "log p̂_K(x) − ELBO (nats per image)"),
                   "naive": (f"{panel}: naive (z from the prior)", "estimate (nats per image)")}
         for ax, kind in zip(row, kinds):
-            ax.set(title=titles[kind][0], ylabel=titles[kind][1])
+            ax.set_title(titles[kind][0], fontsize=10)
+            ax.set_ylabel(titles[kind][1])
             _k_axis(ax, ks)
     _legend(fig, list(axes.flat), colours)
     return _save(fig, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from vaebench.config import Config
@@ -77,16 +78,36 @@ def suite(x: Inputs) -> Section:
     ])
 
 
+GROUPS_NOTE = ("Nats are compared only within one dataset and one kind of decoder "
+               "likelihood (the `<dataset> · <kind>` headings): a Bernoulli log-probability of "
+               "binary pixels and a Gaussian log-density of pixel values are different "
+               "quantities.")
+
+
+def _grouped(groups: list[tuple[str, pd.DataFrame]], caption: str, empty: str) -> list:
+    """One table per (dataset, likelihood kind) group, its caption naming the group."""
+    if not groups:
+        return [Table(pd.DataFrame(), caption, empty)]
+    return [Table(frame, f"{group}. {caption}".rstrip()) for group, frame in groups]
+
+
 def training(x: Inputs) -> Section:
     blocks = [Table(tables.cost_table(x.metrics, x.flat),
                     "Training cost per seed (mean over seeds): wall-clock seconds for all epochs, "
-                    "throughput of the last epoch, test loss (the model's objective, nats per "
-                    "image) after training; `<stage> (s)`: seconds each evaluation stage took "
-                    "per seed.", "No models trained yet.")]
+                    "throughput of the last epoch; `<stage> (s)`: seconds each evaluation stage "
+                    "took per seed.", "No models trained yet.")]
+    objectives = tables.objective_tables(x.metrics, x.flat)
+    if objectives:
+        blocks.append(Text("Test set after training, nats per image. `objective (own loss)` is "
+                           "what each model minimised (negative ELBO, β-weighted, IWAE bound, "
+                           "reconstruction + penalty, ...): it ranks nothing across families. "
+                           "`ELBO`, `exact log p(x)` and `NLL upper bound` are the same "
+                           "quantity for every model that has them. " + GROUPS_NOTE))
+        blocks.extend(_grouped(objectives, "", ""))
     if x.drawn.get("training_curves"):
-        blocks.append(Figure(x.drawn["training_curves"], "Test loss per epoch (mean over seeds, "
-                             "band: 95% interval), one panel per dataset; models with a Gaussian "
-                             "likelihood (densities of intensities, other units) on their own."))
+        blocks.append(Figure(x.drawn["training_curves"], "Test objective (each model's own "
+                             "loss) per epoch, mean over seeds (band: 95% interval), one panel "
+                             "per dataset and likelihood kind."))
     diag = tables.diagnostics_table(x.flat, tables.NLL_PARTS)
     if not diag.empty:
         blocks.append(Table(diag, "Family-specific diagnostics on the test set, reported by "
@@ -101,22 +122,23 @@ def likelihood(x: Inputs) -> Section:
              "expectation, and L_K rises towards log p(x) as K grows). `naive`: z_k drawn from "
              "the prior instead. Gaps, with q* fitted per data point: approximation = log p(x) − "
              "ELBO[q*], amortisation = ELBO[q*] − ELBO[q]. Nats per test image; higher log p is "
-             "better."),
-        Table(tables.likelihood_table(x.cfg, x.metrics, x.flat),
-              "Nats per test image. `log p̂ − ELBO` and `naive` are at each model's largest K "
-              "(the K list may differ per dataset, `loglik.datasets`); a blank cell: not "
-              "measured for that model.", _not_run("loglik")),
+             "better. " + GROUPS_NOTE),
+        *_grouped(tables.likelihood_tables(x.cfg, x.metrics, x.flat),
+                  "Nats per test image. `log p̂ − ELBO` and `naive` are at each model's largest K "
+                  "(the K list may differ per dataset, `loglik.datasets`); a blank cell: not "
+                  "measured for that model.", _not_run("loglik")),
     ]
     if x.drawn.get("loglik_vs_k"):
-        blocks.append(Figure(x.drawn["loglik_vs_k"], "log p̂_K(x) against K: mean over seeds "
-                             "with the 95% interval over seeds (one seed: the SE over test "
-                             "points)."))
-    nll = tables.nll_table(x.metrics, x.flat)
-    blocks.append(Text("Negative log-likelihoods side by side: −log p̂_K for models with a "
-                       "density q(z|x), and the upper bounds of models whose q is a point mass "
-                       "on discrete codes (VQ models: reconstruction + code-prior nats, from "
-                       "the train stage, on the full test set). Lower is better."))
-    blocks.append(Table(nll, "", "No model reports a negative log-likelihood."))
+        blocks.append(Figure(x.drawn["loglik_vs_k"], "log p̂_K(x) against K, one row of panels "
+                             "per dataset and likelihood kind: mean over seeds with the 95% "
+                             "interval over seeds (one seed: the SE over test points)."))
+    blocks.append(Text("Negative log-likelihoods ranked, lowest (best) first, within each "
+                       "dataset and likelihood kind: −log p̂_K for models with a density q(z|x), "
+                       "and the upper bounds of models whose q is a point mass on discrete codes "
+                       "(VQ models: reconstruction + code-prior nats, from the train stage, on "
+                       "the full test set)."))
+    blocks.extend(_grouped(tables.nll_tables(x.metrics, x.flat), "",
+                           "No model reports a negative log-likelihood."))
     return Section("likelihood", "Log-likelihood", blocks)
 
 

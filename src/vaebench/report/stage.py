@@ -29,9 +29,7 @@ PLOT_CSVS = ("training_curves.csv", "loglik_vs_k.csv", "robustness_curves.csv")
 def draw_figures(cfg: Config, metrics: dict, F: tables.Flat, plots_dir: Path,
                  colours: dict[str, str], out: Path) -> dict:
     """Every report figure and curve CSV into ``out``; ``{name: path(s) or None}``."""
-    panels = {name: plots.curve_panel(m.dataset, getattr(m, "likelihood", None))
-              for name, m in cfg.models.items()}
-    train = plots.aggregate_curves(plots.read_train_curves(plots_dir, metrics, panels))
+    train = plots.aggregate_curves(plots.read_train_curves(plots_dir, metrics))
     loglik = plots.loglik_frame(metrics, F)
     robust = plots.read_robustness_curves(
         plots_dir, {m: d.get("dataset", "") for m, d in metrics.get("robustness", {}).items()})

@@ -32,6 +32,8 @@ from vaebench.report import ReportError
 
 IDENTITY = ("model", "family", "dataset")
 STAGE_ORDER = ("train", "loglik", "disentangle", "robustness")  # then any other, by name
+# Stages whose numbers are in the units of the decoder likelihood (recorded in their files).
+KIND_STAGES = ("train", "loglik")
 RESULT_COLUMNS = ["model", "family", "dataset", "seed", "stage", "metric", "value",
                   "stderr", "ci95"]
 
@@ -72,7 +74,11 @@ def load_metrics(metrics_dir: str | Path, cfg: Config) -> dict[str, dict[str, di
                 print(f"report: skipping {path}: {path.stem!r} is not in "
                       f"{'evaluate.' + stage if stage in lists else 'models'} of params.yaml")
                 continue
-            out.setdefault(stage, {})[path.stem] = read_metrics(path)
+            data = read_metrics(path)
+            if stage in KIND_STAGES and not isinstance(data.get("likelihood"), str):
+                raise ReportError(f"{path}: no 'likelihood' recorded, so its nats cannot be "
+                                  f"grouped with comparable models; re-run the {stage} stage")
+            out.setdefault(stage, {})[path.stem] = data
     return out
 
 
@@ -182,6 +188,34 @@ def fmt_auto(cell: Cell | None) -> str:
     return "" if cell is None else fmt(cell, auto_digits(cell.value))
 
 
+# --- likelihood kinds ----------------------------------------------------------------------
+# Nats are comparable only within one dataset and one kind of decoder distribution: a
+# Bernoulli log-probability of binary pixels is <= 0 (~ -140 on MNIST), a Gaussian
+# log-density of the same images is not a probability at all (~ +1000). Every likelihood
+# ranking, table and figure is therefore split by (dataset, kind).
+
+def likelihood_kind(data: dict) -> str:
+    """The kind of number a metrics file's nats are, from the likelihood it records."""
+    if data.get("likelihood") == "bernoulli":
+        return "Bernoulli"
+    # a density of binarised pixels is yet another quantity than one of intensities
+    return "Gaussian density" + (", binarised" if data.get("binarize") else "")
+
+
+def group_of(data: dict) -> str:
+    """``<dataset> · <likelihood kind>``: models whose nats may be compared."""
+    return f"{data.get('dataset', '')} · {likelihood_kind(data)}"
+
+
+def by_group(rows: list[dict], columns: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """Rows carrying a ``group`` key -> ``[(group, display frame)]``, groups in first-seen
+    order (each frame drops the columns none of its models filled)."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append({k: v for k, v in row.items() if k != "group"})
+    return [(g, _frame(r, columns)) for g, r in groups.items()]
+
+
 # --- section tables ----------------------------------------------------------------------
 # Each takes ``F = {stage: {model: flat dict}}`` (see :func:`flat_all`) and returns a
 # display frame whose first column is the model (or the metric, for transposed tables).
@@ -230,15 +264,32 @@ def cost_table(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
                "parameters": f"{int(data['n_params']):,}" if _number(data.get("n_params")) else "",
                "epochs": str(data.get("epochs", "")),
                "train time (s)": fmt(f.get("time_s"), 1),
-               "throughput (examples/s)": fmt(f.get("examples_per_s"), 0),
-               "test loss": fmt(f.get("test.loss"), 2)}
+               "throughput (examples/s)": fmt(f.get("examples_per_s"), 0)}
         for stage in stages:
             if model in F[stage]:
                 row[f"{stage} (s)"] = fmt(stage_time(F[stage][model]), 1)
         rows.append(row)
     return _frame(rows, ["model", "device", "parameters", "epochs", "train time (s)",
-                         "throughput (examples/s)", "test loss",
-                         *[f"{s} (s)" for s in stages]])
+                         "throughput (examples/s)", *[f"{s} (s)" for s in stages]])
+
+
+OBJECTIVE = "objective (own loss)"
+
+
+def objective_tables(metrics: dict[str, dict[str, dict]], F: Flat
+                     ) -> list[tuple[str, pd.DataFrame]]:
+    """Test-set numbers after training, one table per (dataset, likelihood kind): the
+    model's own objective (what it minimised: not comparable across families) and, where
+    the model has them, the ELBO, the exact log p(x) and the NLL upper bound."""
+    rows = []
+    for model, data in metrics.get("train", {}).items():
+        f = F["train"][model]
+        rows.append({"group": group_of(data), "model": model, "family": data.get("family", ""),
+                     OBJECTIVE: fmt(f.get("test.loss")), "ELBO": fmt(f.get("test.elbo")),
+                     "exact log p(x)": fmt(f.get("test.log_px")),
+                     "NLL upper bound": fmt(f.get("diagnostics.nll_bound"))})
+    return by_group(rows, ["model", "family", OBJECTIVE, "ELBO", "exact log p(x)",
+                           "NLL upper bound"])
 
 
 def diagnostics_table(F: Flat, skip: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -265,12 +316,14 @@ def largest_k(data: dict) -> int | None:
     return max((int(k) for k in data.get("ks") or []), default=None)
 
 
-def likelihood_table(cfg: Config, metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
-    """ELBO, L_K = log p̂_K(x) at every K, and at each model's largest K (K lists may differ
-    per dataset): its gain over the ELBO (a paired difference, so its SE is small) and the
-    naive estimate; the exact value where known, KL, active units, the inference gaps."""
+def likelihood_tables(cfg: Config, metrics: dict[str, dict[str, dict]], F: Flat
+                      ) -> list[tuple[str, pd.DataFrame]]:
+    """One table per (dataset, likelihood kind): ELBO, L_K = log p̂_K(x) at every K, and at
+    each model's largest K (K lists may differ per dataset): its gain over the ELBO (a
+    paired difference, so its SE is small) and the naive estimate; the exact value where
+    known, KL, active units, the inference gaps."""
     ks = loglik_ks(metrics)
-    cols = ["model", "dataset", "ELBO", *[f"log p̂ K={k}" for k in ks], "largest K",
+    cols = ["model", "ELBO", *[f"log p̂ K={k}" for k in ks], "largest K",
             "log p̂ − ELBO", "naive", "exact log p", "KL", "active units",
             "approximation gap", "amortisation gap"]
     rows = []
@@ -279,7 +332,7 @@ def likelihood_table(cfg: Config, metrics: dict[str, dict[str, dict]], F: Flat) 
         active = fmt(f.get("active_units"), 1)
         if active and model in cfg.models:
             active += f" / {cfg.models[model].latent_dim}"
-        rows.append({"model": model, "dataset": metrics["loglik"][model].get("dataset", ""),
+        rows.append({"group": group_of(metrics["loglik"][model]), "model": model,
                      "ELBO": fmt(f.get("elbo")),
                      **{f"log p̂ K={k}": fmt(f.get(f"log_p_hat.k{k}")) for k in ks},
                      "largest K": str(kmax or ""),
@@ -289,34 +342,36 @@ def likelihood_table(cfg: Config, metrics: dict[str, dict[str, dict]], F: Flat) 
                      "KL": fmt(f.get("kl")), "active units": active,
                      "approximation gap": fmt(f.get("gaps.approximation")),
                      "amortisation gap": fmt(f.get("gaps.amortisation"))})
-    return _frame(rows, cols)
+    return by_group(rows, cols)
 
 
 NLL_PARTS = ("nll_bound", "recon_nll", "code_nll")
 
 
-def nll_table(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
-    """Test negative log-likelihood of every model that has one, side by side: -log p̂_K
-    (importance sampling, largest K) and the upper bounds of models without a density
-    for q (VQ models: reconstruction + code prior, from the train stage)."""
+def nll_tables(metrics: dict[str, dict[str, dict]], F: Flat) -> list[tuple[str, pd.DataFrame]]:
+    """Test negative log-likelihood of every model that has one, ranked (lowest first)
+    within each (dataset, likelihood kind): -log p̂_K (importance sampling, largest K) and
+    the upper bounds of models without a density for q (VQ models: reconstruction + code
+    prior, from the train stage)."""
     rows = []
     for model, f in F.get("loglik", {}).items():
         kmax = largest_k(metrics["loglik"][model])
         c = f.get(f"log_p_hat.k{kmax}")
         if c is not None:
-            rows.append({"model": model, "dataset": metrics["loglik"][model].get("dataset", ""),
+            rows.append({"group": group_of(metrics["loglik"][model]), "model": model,
                          "NLL (nats)": fmt(Cell(-c.value, c.stderr, c.ci95)),
-                         "kind": f"−log p̂_K, K={kmax} (estimate)", "_v": -c.value})
+                         "quantity": f"−log p̂_K, K={kmax} (estimate)", "_v": -c.value})
     for model, f in F.get("train", {}).items():
         c = f.get("diagnostics.nll_bound")
         if c is not None:
             parts = ", ".join(f"{p} {f[f'diagnostics.{p}'].value:.2f}" for p in NLL_PARTS[1:]
                               if f"diagnostics.{p}" in f)
-            rows.append({"model": model, "dataset": metrics["train"][model].get("dataset", ""),
-                         "NLL (nats)": fmt(c), "kind": "upper bound" + (f" ({parts})" if parts
-                                                                        else ""), "_v": c.value})
-    df = pd.DataFrame(rows, columns=["model", "dataset", "NLL (nats)", "kind", "_v"])
-    return df.sort_values(["dataset", "_v"]).drop(columns="_v").reset_index(drop=True)
+            rows.append({"group": group_of(metrics["train"][model]), "model": model,
+                         "NLL (nats)": fmt(c), "_v": c.value,
+                         "quantity": "upper bound" + (f" ({parts})" if parts else "")})
+    ranked = sorted(rows, key=lambda r: (r["group"], r["_v"]))
+    return by_group([{k: v for k, v in r.items() if k != "_v"} for r in ranked],
+                    ["model", "NLL (nats)", "quantity"])
 
 
 DISENTANGLEMENT = {  # metric path -> column (disentanglement_lib's headline scores)

@@ -76,6 +76,8 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
                            root / "data" / "prepared", out, plots, progress=False)
     assert json.loads(out.read_text()) == json.loads(json.dumps(metrics))
     assert metrics["model"] == "mnist_vae" and metrics["family"] == "vae"
+    # the units of every number, for the report's grouping (from the checkpoint's config)
+    assert metrics["likelihood"] == "bernoulli" and metrics["binarize"] is True
     assert metrics["ks"] == [1, 5] and metrics["n_test"] == 32
     assert set(metrics["seeds"]) == {"0", "1"}
     per_seed = [metrics["seeds"][s] for s in ("0", "1")]

@@ -1,5 +1,5 @@
-"""Modularity and Explicitness of Ridgeway & Zemel 2018, "Learning Deep
-Disentangled Embeddings With the F-Statistic Loss".
+"""Modularity and Explicitness of Ridgeway & Mozer 2018, "Learning Deep
+Disentangled Embeddings with the F-Statistic Loss" (arXiv:1802.05312).
 
 Modularity: whether each code dimension depends on at most one factor. For
 dimension i with mutual information theta_ij to factor j and top factor k,
@@ -14,8 +14,13 @@ uniform samples; modularity on the training codes discretised into 20
 equal-width histogram bins per dimension, plug-in MI via
 sklearn.metrics.mutual_info_score (unnormalised, as in the reference); sklearn
 LogisticRegression with default settings, seeded from rng, fitted on the
-training codes (unscaled, so its L2 penalty makes explicitness depend on the
-codes' scale). Classes absent from an evaluated split are skipped in the AUC.
+codes standardised with the TRAINING codes' mean and (population) standard
+deviation, applied to both splits, as disentanglement_lib does. Without it the
+L2 penalty would make explicitness depend on each dimension's scale. A
+dimension that is constant on the training codes has no std to divide by (the
+reference divides anyway and gets NaN/inf); it is only centred here
+(sklearn's StandardScaler rule), so it carries no information, as it should.
+Classes absent from an evaluated split are skipped in the AUC.
 Modularity uses unnormalised MI, whose plug-in bias grows with a factor's
 number of values: an uninformative code scores well above 0 (see the tests).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
 
 from ._common import (
     check_factor_sizes, check_positive_int, check_rng, check_split, discretize, mutual_info_matrix,
@@ -57,6 +63,8 @@ def modularity_explicitness_from_arrays(codes_train, factors_train, codes_test, 
     codes_train, factors_train, codes_test, factors_test = check_split(
         codes_train, factors_train, codes_test, factors_test)
     modularity = modularity_from_mi(mutual_info_matrix(discretize(codes_train, n_bins), factors_train))
+    scaler = StandardScaler().fit(codes_train)
+    codes_train, codes_test = scaler.transform(codes_train), scaler.transform(codes_test)
     auc_train, auc_test = [], []
     for y_train, y_test in zip(factors_train.T, factors_test.T):
         model = LogisticRegression(random_state=random_state).fit(codes_train, y_train)

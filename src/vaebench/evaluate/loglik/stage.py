@@ -185,7 +185,8 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
               f"{result['log_p_hat'][f'k{lcfg.ks[-1]}']['mean']:.2f} at K={lcfg.ks[-1]} "
               f"({result['time_s']['total']:.1f} s on {describe(device)})")
     metrics = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=describe(device),
-                            ks=lcfg.ks, n_test=len(x))
+                            ks=lcfg.ks, n_test=len(x), likelihood=ckpt["config"]["likelihood"],
+                            binarize=ckpt["config"]["binarize"])  # the units of every number
     io.write_json(out_json, metrics)
     with io.atomic_path(plots_path) as tmp:
         plot_rows(name, metrics).to_csv(tmp, index=False)
