@@ -40,7 +40,8 @@ def _report(args, cfg):
     from vaebench.report.stage import report_stage
     command = (f"vaebench report --metrics {args.metrics} --plots {args.plots} "
                f"--figures {args.figures} --figures-out {args.figures_out} --out {args.out}")
-    report_stage(cfg, args.metrics, args.plots, args.figures, args.figures_out, args.out, command)
+    report_stage(cfg, args.metrics, args.plots, args.figures, args.figures_out, args.out, command,
+                 params=args.params)
 
 
 def _check(args, cfg):

@@ -67,3 +67,18 @@ def test_rollout_figure_is_a_png(model, tmp_path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     assert not list((tmp_path / "fig").glob(".*tmp"))        # written atomically
+
+
+def test_copy_gain_is_the_paired_difference_of_the_two_errors():
+    from vaebench.evaluate.sequence import copy_gain
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 6, 5, 5))
+    horizons = [1, 3]
+    pred = np.stack([x[:, 1 + h] + rng.normal(0, 0.1, x[:, 0].shape) for h in horizons])
+    gain = copy_gain(pred, x, context=2, horizons=horizons)
+    copy, model = copy_last_mse(x, 2, horizons), prediction_mse(pred, x, 2, horizons)
+    for h in horizons:
+        assert gain[h][0] == pytest.approx(copy[h] - model[h])
+        per_seq = (((x[:, 1] - x[:, 1 + h]) ** 2) - ((pred[horizons.index(h)] - x[:, 1 + h]) ** 2)
+                   ).reshape(40, -1).mean(1)
+        assert gain[h][1] == pytest.approx(per_seq.std(ddof=1) / np.sqrt(40))

@@ -40,7 +40,7 @@ def load_pagecheck():
 pagecheck = load_pagecheck()
 browser = load_helper("browser")
 
-SECTIONS = ["suite", "training", "likelihood", "disentanglement", "robustness", "samples",
+SECTIONS = ["claims", "suite", "training", "likelihood", "disentanglement", "robustness", "samples",
             "reproduce"]
 FIXTURE_EVALUATE = {"loglik": ["mnist_vae", "mnist_vae_gaussdec", "dsprites_vae"],
                     "disentangle": ["dsprites_vae", "dsprites_beta_vae"],

@@ -44,10 +44,20 @@ JACOBIAN_EXAMPLES = 256   # diagnostics: the encoder Jacobian on the first 256 t
 _BATCH = 1000             # examples per forward pass when encoding a whole set
 
 
+def active_fractions(codes: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
+    """Per example, the fraction of its active code units (see ACTIVE_THRESHOLD)."""
+    mag = codes.abs()                                                  # (N, D)
+    return (mag > threshold * mag.amax(-1, keepdim=True)).float().mean(-1)
+
+
 def active_fraction(codes: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> float:
     """Mean over examples of the fraction of active code units (see ACTIVE_THRESHOLD)."""
-    mag = codes.abs()                                                  # (N, D)
-    return float((mag > threshold * mag.amax(-1, keepdim=True)).float().mean())
+    return float(active_fractions(codes, threshold).mean())
+
+
+def _stderr(values: torch.Tensor) -> float:
+    """Standard error of the mean over examples (the report's claims test with it)."""
+    return float(values.double().std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
 
 
 class AEConfig(ModelConfig):
@@ -163,7 +173,9 @@ class AE(Model):
             jac = jacobian_frobenius(self.represent, x[:JACOBIAN_EXAMPLES])
             out = {"recon_nats": float(nats.mean()), "recon_mse": float(sq_err.mean()),
                    "active_fraction": active_fraction(codes),
-                   "jacobian_sq_norm": float(jac.mean())}
+                   "active_fraction_stderr": _stderr(active_fractions(codes)),
+                   "jacobian_sq_norm": float(jac.mean()),
+                   "jacobian_sq_norm_stderr": _stderr(jac)}
             prior = self.prior()
             if prior is not None:
                 out["expost_code_logpdf"] = float(prior.log_prob(codes).mean())

@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from vaebench.config import Config
-from vaebench.report import tables
+from vaebench.report import claims_table, tables
 from vaebench.report.page import Bullets, Code, Document, Figure, Gallery, Section, Table, Text
 from vaebench.report.plots import GROUP_TITLES
 
@@ -34,6 +34,7 @@ class Inputs:
     commit: str
     command: str               # the exact `vaebench report ...` line
     drawn: dict = field(default_factory=dict)   # name -> Path | list[Path] | None
+    claims: dict | None = None                  # claims.json's content
 
 
 def _not_run(stage: str) -> str:
@@ -89,6 +90,27 @@ def _grouped(groups: list[tuple[str, pd.DataFrame]], caption: str, empty: str) -
     if not groups:
         return [Table(pd.DataFrame(), caption, empty)]
     return [Table(frame, f"{group}. {caption}".rstrip()) for group, frame in groups]
+
+
+def claims(x: Inputs) -> Section:
+    result = x.claims or {}
+    summary = result.get("summary", {})
+    return Section("claims", "Does this run reproduce the papers?", [
+        Text(f"Each claim from the literature, tested on this run's metrics files "
+             f"([claims.json](claims.json)): {summary.get('reproduced', 0)} reproduced, "
+             f"{summary.get('not_reproduced', 0)} not reproduced, "
+             f"{summary.get('not_measured', 0)} not measured. Interval: the 95% t-interval "
+             "over seeds (two or more seeds), else ±1.96 standard errors over test points; "
+             "with neither the claim is not measured. A claim of \"better\" is reproduced "
+             "only when its whole interval is on the right side, one of \"at least as "
+             "good\" fails only when its whole interval is on the wrong side, and an "
+             "interval wider than the effect the claim is about decides nothing. The row "
+             "shows the comparison closest to deciding the verdict; every comparison is in "
+             "the second table. Rules: docs/claims.md."),
+        Table(claims_table.verdict_table(result), "", "No claims evaluated."),
+        Code(claims_table.comparisons_table(result).to_string(index=False), "",
+             "Every comparison behind the verdicts"),
+    ])
 
 
 def training(x: Inputs) -> Section:
@@ -236,7 +258,7 @@ def document(x: Inputs) -> Document:
                   "by `vaebench report` from the stages' metrics, curve and figure files only; "
                   "the same "
                   "numbers are in [results.csv](results.csv) and on the MLflow runs.")]
-    sections = [suite(x), training(x), likelihood(x), disentanglement(x), robustness(x),
+    sections = [claims(x), suite(x), training(x), likelihood(x), disentanglement(x), robustness(x),
                 samples(x)]
     other = other_figures(x)
     if other is not None:

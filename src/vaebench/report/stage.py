@@ -6,6 +6,7 @@ robustness curves under ``<plots>``, and the figures the stages drew under
 
 * ``results.csv``   -- every number, tidy (:func:`tables.results_frame`);
 * ``headline.json`` -- the few numbers per model ``dvc exp show`` lists;
+* ``claims.json``   -- the literature's claims tested on these metrics (vaebench.claims);
 * ``report.md``     -- the report for a code-hosting site (images by relative path);
 * ``index.html``    -- the same report as one self-contained page;
 
@@ -18,7 +19,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from vaebench import io, tracking
+from vaebench import claims, io, tracking
 from vaebench.config import Config
 from vaebench.report import page, plots, sections, tables
 
@@ -55,9 +56,10 @@ def _moved(drawn: dict, src: Path, dst: Path) -> dict:
 
 def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: Path,
                  figures_out: Path, out_dir: Path, command: str | None = None,
-                 mirror: bool = True) -> dict:
+                 mirror: bool = True, params: Path | None = None) -> dict:
     """Write the report (and attach it to MLflow unless ``mirror`` is false); return
-    ``{"models", "figures", "seconds"}``."""
+    ``{"models", "figures", "seconds"}``. ``params``: the params.yaml the run used (its
+    other profiles say which one would decide an undecided claim)."""
     t0 = time.perf_counter()
     metrics_dir, plots_dir, figures_dir = Path(metrics_dir), Path(plots_dir), Path(figures_dir)
     figures_out, out_dir = Path(figures_out), Path(out_dir)
@@ -73,12 +75,15 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
     headline = tables.headline(metrics, F)
     # one top-level key, so `dvc exp show --drop '.*' --keep 'Experiment|headline'` shows them
     io.write_json(out_dir / "headline.json", {"headline": headline})
+    verdicts = claims.evaluate_claims(claims.Context(
+        cfg, metrics, plots_dir, claims.alternatives(params, cfg.profile)))
+    claims.write_claims(out_dir / "claims.json", verdicts)
 
     commit = tracking.git_commit()
     command = command or (f"vaebench report --metrics {metrics_dir} --plots {plots_dir} "
                           f"--figures {figures_dir} --figures-out {figures_out} --out {out_dir}")
     doc = sections.document(sections.Inputs(cfg, metrics, F, figures_dir, figures_out,
-                                            commit, command, drawn))
+                                            commit, command, drawn, verdicts))
     io.write_text(out_dir / "report.md", page.to_markdown(doc, out_dir))
     io.write_text(out_dir / "index.html", page.to_html(doc, colours))
 
@@ -100,7 +105,7 @@ def _mirror(cfg: Config, out_dir: Path, figures: list[Path], commit: str, headli
         run.log_params({"profile": cfg.profile, "seeds": list(cfg.seeds),
                         "models": list(cfg.models), "device": cfg.device})
         run.log_metrics(headline)
-        for name in ("index.html", "report.md", "results.csv", "headline.json"):
+        for name in ("index.html", "report.md", "results.csv", "headline.json", "claims.json"):
             run.log_artifact(out_dir / name, "report")
         for path in figures:
             run.log_artifact(path, "report/figures")

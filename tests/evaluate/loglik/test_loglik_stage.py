@@ -5,6 +5,7 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -124,6 +125,13 @@ def test_exact_models_report_errors(linear_gaussian):
     assert out["elbo"]["error"] < 0
     assert out["gaps"]["approximation_exact"]["mean"] > 0
     assert out["active_units"] == 3
+    # paired step between consecutive K, and the per-point values at the largest K
+    k1, k5 = out["log_p_hat"]["k1"], out["log_p_hat"]["k5"]
+    assert "minus_prev" not in k1
+    assert k5["minus_prev"] == pytest.approx(k5["mean"] - k1["mean"])
+    assert 0 < k5["minus_prev_stderr"] < k5["stderr"]
+    assert len(out["log_p_hat_points"]) == 32
+    assert np.mean(out["log_p_hat_points"]) == pytest.approx(k5["mean"], abs=1e-3)
 
 
 @pytest.mark.parametrize("edit, match", [
