@@ -92,7 +92,12 @@ def read_metrics(path: Path) -> dict:
 # --- flattening --------------------------------------------------------------------------
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return _numeric(v) and math.isfinite(v)
+
+
+def _numeric(v) -> bool:
+    """A number, finite or not: a NaN or infinite result is kept and shown as such."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _attached(key: str, d: dict) -> bool:
@@ -111,11 +116,11 @@ def leaves(d: dict, prefix: str = "") -> Iterator[tuple[str, Cell]]:
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(v, dict):
             yield from leaves(v, path)
-        elif _number(v) and not _attached(key, d):
+        elif _numeric(v) and not _attached(key, d):
             stderr = d.get(f"{key}_stderr", d.get("stderr") if key == "mean" else None)
             name = prefix if key == "mean" and prefix else path
-            yield name, Cell(float(v), float(stderr) if _number(stderr) else None,
-                             float(d[f"{key}_ci95"]) if _number(d.get(f"{key}_ci95")) else None)
+            yield name, Cell(float(v), float(stderr) if _numeric(stderr) else None,
+                             float(d[f"{key}_ci95"]) if _numeric(d.get(f"{key}_ci95")) else None)
 
 
 def flat(d: dict) -> dict[str, Cell]:
@@ -143,15 +148,29 @@ def results_frame(metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
 # --- formatting --------------------------------------------------------------------------
 
 def fmt(cell: Cell | None, digits: int = 2) -> str:
-    """``m ± ci95`` (several seeds), else ``m (SE s)`` (a summary over test points), else ``m``."""
+    """``m ± ci95`` (several seeds), else ``m (SE s)`` (a summary over test points), else ``m``;
+    NaN and infinities are written out (``NaN``, ``inf``, ``-inf``), never left blank."""
     if cell is None:
         return ""
-    text = f"{cell.value:,.{digits}f}"
+    text = _num(cell.value, digits)
     if cell.ci95 is not None:
-        return f"{text} ± {cell.ci95:,.{digits}f}"
+        return f"{text} ± {_num(cell.ci95, digits)}"
     if cell.stderr is not None:
-        return f"{text} (SE {cell.stderr:,.{digits}f})"
+        return f"{text} (SE {_num(cell.stderr, digits)})"
     return text
+
+
+def _num(value: float, digits: int) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:,.{digits}f}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+def nonfinite(metrics: dict[str, dict[str, dict]]) -> list[str]:
+    """``model / stage / metric = value`` for every NaN or infinite result (mean over seeds)."""
+    return [f"{model} / {stage} / {metric} = {cell.value}"
+            for stage, by_model in metrics.items() for model, data in by_model.items()
+            for metric, cell in leaves(data) if not math.isfinite(cell.value)]
 
 
 def stage_time(f: dict[str, Cell]) -> Cell | None:
