@@ -387,6 +387,8 @@ def _validate(schema: type[BaseModel], data: Any, where: str) -> Any:
             whole = e["type"] == "missing" or isinstance(e.get("input"), dict)
             got = "" if whole else f" (got {e.get('input')!r})"
             lines.append(f"  {key}: {e['msg']}{got}")
+        if len(lines) == 1:   # one line, so the first line of the error names the key
+            raise ConfigError(f"invalid params.yaml: {lines[0].strip()}") from None
         raise ConfigError("invalid params.yaml:\n" + "\n".join(lines)) from None
 
 

@@ -153,9 +153,9 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         raise CheckpointError(f"{path}: not a vaebench checkpoint (safe loading refused it: "
                               f"{first}); {rerun}") from None
     except Exception as err:   # a truncated zip archive, an empty file, ...
-        raise CheckpointError(f"{path}: cannot be read ({type(err).__name__}: "
-                              f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-                              f"); the file is truncated or corrupt -- {rerun}") from None
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no data"
+        raise CheckpointError(f"{path}: cannot be read ({type(err).__name__}: {detail}); "
+                              f"the file is truncated or corrupt -- {rerun}") from None
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a vaebench checkpoint (no {', '.join(missing)}); "
