@@ -90,13 +90,19 @@ def run_cli(argv: list[str], cwd: Path, in_process: bool = True) -> tuple[int, s
     return rc, err.getvalue()
 
 
-def build_base(root: Path) -> Path:
-    """Tiny prepared data, a trained mnist_vae (and mnist_ppca), its loglik result."""
+def build_base(root: Path, prepared: Path | None = None) -> Path:
+    """Tiny prepared data (copied from ``prepared`` when given), a trained mnist_vae
+    (and mnist_ppca), its loglik result."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(_tiny_params(), sort_keys=False))
     (root / "data" / "raw").mkdir(parents=True)
     steps = [PREPARE, ["prepare", "dsprites", "--raw", "data/raw", "--out",
-                       "data/prepared/dsprites"], TRAIN,
+                       "data/prepared/dsprites"]]
+    if prepared is not None:   # the session's tiny data (conftest.tiny_data), same params
+        for name in ("mnist", "dsprites"):
+            shutil.copytree(prepared / name, root / "data" / "prepared" / name)
+        steps = []
+    steps += [TRAIN,
              ["train", "mnist_ppca", "--data", "data/prepared/mnist", "--out", "models/mnist_ppca",
               "--metrics", "reports/metrics/train/mnist_ppca.json",
               "--plots", "reports/plots/train/mnist_ppca"]]
@@ -422,8 +428,8 @@ def run_case(case: Case, base: Path, scratch: Path) -> tuple[int, str, list[str]
 # --- tests --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return build_base(tmp_path_factory.mktemp("faults") / "base")
+def base(tmp_path_factory, tiny_data):
+    return build_base(tmp_path_factory.mktemp("faults") / "base", tiny_data)
 
 
 def test_the_table_is_large_and_distinct():
@@ -507,27 +513,44 @@ def test_sigkill_during_training_then_rerun_is_bit_identical(base, tmp_path):
         shutil.copytree(base / MNIST, root / MNIST)
         return root
 
+    def training(root: Path) -> list[Path]:   # the train stage's temporary output folder
+        return list((root / "models").glob(f".{MODEL}.*.tmp"))
+
+    def trained(root: Path) -> bool:           # seed 0 written into it: training is over
+        return any((d / "seed0.pt").exists() for d in training(root))
+
     clean = project("clean")
-    t0 = time.perf_counter()
     proc = _train_proc(clean)
+    _wait(lambda: training(clean), proc)
+    t0 = time.perf_counter()
+    _wait(lambda: trained(clean), proc)
+    window = time.perf_counter() - t0
     assert proc.wait(timeout=900) == 0, proc.stderr.read()
-    duration = time.perf_counter() - t0
     reference = hashlib.sha256((clean / MODEL_CKPT).read_bytes()).hexdigest()
 
     killed = project("killed")
-    delay = random.Random().uniform(0.4, 0.9) * duration   # past start-up, inside training
     proc = _train_proc(killed)
+    _wait(lambda: training(killed), proc)
+    delay = random.Random().uniform(0.1, 0.8) * window
     time.sleep(delay)
-    was_running = proc.poll() is None
+    assert proc.poll() is None and not trained(killed), "the kill must land inside training"
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    if (killed / MODEL_CKPT).exists():   # renamed into place before the kill: it is whole
-        assert hashlib.sha256((killed / MODEL_CKPT).read_bytes()).hexdigest() == reference
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert not (killed / MODEL_CKPT).exists()   # nothing that looks complete
     proc = _train_proc(killed)
     assert proc.wait(timeout=900) == 0, proc.stderr.read()
     assert hashlib.sha256((killed / MODEL_CKPT).read_bytes()).hexdigest() == reference
-    print(f"\nSIGKILL after {delay:.1f} s of a {duration:.1f} s run (still running: "
-          f"{was_running}); rerun checkpoint sha256 {reference} equals the uninterrupted run's")
+    print(f"\nSIGKILL {delay:.1f} s into {window:.1f} s of training ({EPOCHS_KILLED} epochs); "
+          f"the rerun's checkpoint sha256 {reference} equals the uninterrupted run's")
+
+
+def _wait(condition: Callable[[], object], proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Poll until ``condition()`` holds; fail if ``proc`` ends first."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"ended early: {proc.stderr.read()}"
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
 
 
 # --- the table for the closing note -----------------------------------------------------------
