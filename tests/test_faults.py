@@ -483,6 +483,12 @@ def test_nan_results_stay_in_the_report_with_a_warning(base, tmp_path):
     frame = tables.results_frame(metrics)
     row = frame[(frame.stage == "loglik") & (frame.metric == "log_p_hat.k5") & (frame.seed == "mean")]
     assert len(row) == 1 and pd.isna(row.value.iloc[0])
+    tables.results_csv(frame, tmp_path / "results.csv")
+    line = [ln for ln in (tmp_path / "results.csv").read_text().splitlines()
+            if ",mean,loglik,log_p_hat.k5," in ln]
+    assert len(line) == 1 and ",log_p_hat.k5,NaN," in line[0]
+    back = pd.read_csv(tmp_path / "results.csv")
+    assert len(back) == len(frame) and back.value.isna().sum() == 1
     ranking = tables.nll_table(metrics, tables.flat_all(metrics))   # the NLL ranking
     assert ranking.set_index("model").loc[MODEL, "NLL (nats)"].startswith("NaN (SE ")
     assert tables.fmt(tables.Cell(float("-inf"))) == "-inf"

@@ -74,7 +74,7 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
         drawn = _moved(draw_figures(cfg, metrics, F, plots_dir, colours, tmp), tmp, figures_out)
 
     with io.atomic_path(out_dir / "results.csv") as tmp:
-        tables.results_frame(metrics).to_csv(tmp, index=False)
+        tables.results_csv(tables.results_frame(metrics), tmp)
     headline = tables.headline(metrics, F)
     # one top-level key, so `dvc exp show --drop '.*' --keep 'Experiment|headline'` shows them
     io.write_json(out_dir / "headline.json", {"headline": headline})

@@ -145,6 +145,13 @@ def results_frame(metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+def results_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write :func:`results_frame` to ``path``; a NaN result is written ``NaN`` (pandas
+    would leave the cell empty, which reads as "not measured"; ``inf`` is kept as is)."""
+    out = frame.assign(value=frame["value"].astype(object).where(frame["value"].notna(), "NaN"))
+    out.to_csv(path, index=False)
+
+
 # --- formatting --------------------------------------------------------------------------
 
 def fmt(cell: Cell | None, digits: int = 2) -> str:
