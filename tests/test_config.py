@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from vaebench.config import ConfigError, load_config
 
@@ -106,3 +107,45 @@ def test_cli_reports_config_errors_with_exit_code_2(raw_params, write_params, ca
     path = write_params(raw_params)
     assert main(["--params", str(path), "check"]) == 2
     assert "unknown family 'gan'" in capsys.readouterr().err
+
+
+def test_exponent_floats_read_as_numbers_and_floats_are_not_integers(raw_params, tmp_path):
+    """``lr: 1e-3`` is a number (YAML 1.2, as DVC writes it), not the string PyYAML's
+    YAML 1.1 rules give; ``1e11`` is a float, so it is no K (an integer)."""
+    text = yaml.safe_dump({**raw_params, "profile": "tiny"}, sort_keys=False)
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("  lr: 0.001\n", "  lr: 1e-3\n", 1))
+    assert load_config(path).train.lr == 0.001
+    raw_params["profile"] = "tiny"
+    raw_params["profiles"]["tiny"]["loglik"]["ks"] = [1, 5]
+    text = yaml.safe_dump(raw_params, sort_keys=False, default_flow_style=None)
+    path.write_text(text.replace("ks: [1, 5]", "ks: [1, 1e11]", 1))
+    with pytest.raises(ConfigError, match=r"ks\.1: Input should be a valid integer"):
+        load_config(path)
+
+
+def test_an_enormous_loglik_is_warned_about_with_its_cost(raw_params, write_params, capsys):
+    raw_params["profile"] = "tiny"
+    load_config(write_params(raw_params))
+    assert "warning" not in capsys.readouterr().err
+    raw_params["profiles"]["tiny"]["loglik"]["ks"] = [1, 10**9]   # n_test 32: 3.2e10 rows
+    load_config(write_params(raw_params))
+    err = capsys.readouterr().err
+    assert "K = 1,000,000,000 on 32 mnist test images is ~3.2e+10 decoder evaluations" in err
+    assert "(~9 hours at 1e6 a second)" in err and "mnist_vae" in err
+
+
+def test_evaluations_apply_by_class_capability(raw_params, write_params):
+    """robustness needs an amortised encoder of single images, disentangle single images:
+    families are refused by what their class declares, whatever the model is called."""
+    from vaebench.config import EVALUATE_REQUIRES
+    from vaebench.models import MODELS
+    refused = {stage: sorted(f for f, cls in MODELS.items() if not test(cls))
+               for stage, (test, _) in EVALUATE_REQUIRES.items()}
+    assert refused["robustness"] == ["svi_vae", "tdvae"]
+    assert refused["disentangle"] == ["tdvae"]
+    raw_params["models"]["odd_name"] = {**raw_params["models"]["moving_sprites_tdvae"]}
+    raw_params["evaluate"]["robustness"].append("odd_name")
+    with pytest.raises(ConfigError, match=r"evaluate\.robustness: model 'odd_name' \(family "
+                                          r"'tdvae'\) has no amortised encoder"):
+        load_config(write_params(raw_params))

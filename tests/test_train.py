@@ -147,3 +147,37 @@ def test_kl_anneal_scales_only_the_kl_term_of_the_vae_loss(tiny_config):
         assert out[a].loss.item() == pytest.approx((terms["recon"] + a * terms["kl"]).item(),
                                                    rel=1e-5)
         assert out[a].terms["elbo"].item() == pytest.approx(terms["elbo"].item(), rel=1e-6)
+
+
+def test_a_non_finite_loss_stops_training_naming_epoch_and_step(tiny_config, tiny_data,
+                                                                monkeypatch):
+    """The loss turns NaN at step 5 (epoch 2 of 4 steps each, 256 images / 64): the
+    per-epoch check names that step, from a flag kept on the device."""
+    from vaebench.data import load_prepared
+    from vaebench.models import build_model
+    from vaebench.train import Diverged, fit
+    data = load_prepared(tiny_data / "mnist")
+    model = build_model(tiny_config.models["mnist_ae"], data.image_shape)
+    real = model.loss
+
+    def loss(x, step, **kw):
+        out = real(x, step, **kw)
+        if step == 5:
+            out.loss = out.loss * float("nan")
+        return out
+    monkeypatch.setattr(model, "loss", loss)
+    with pytest.raises(Diverged, match=r"diverged at epoch 2, step 5 \(loss = nan\)"):
+        fit(model, data, tiny_config.train.model_copy(update={"batch_size": 64}), epochs=3,
+            seed=0, binarize=True)
+
+
+def test_diverging_training_is_a_config_error_and_writes_nothing(tiny_config, tiny_data,
+                                                                tmp_path):
+    from vaebench.config import ConfigError
+    cfg = tiny_config.model_copy(update={"sections": {
+        **tiny_config.sections, "train": tiny_config.train.model_copy(update={"lr": 1e6})}})
+    with pytest.raises(ConfigError, match=r"models\.mnist_vae \(seed 0\): training diverged at "
+                                          r"epoch 1, step \d+ \(loss = nan\); try a smaller "
+                                          r"train\.lr \(now 1e\+06\)"):
+        _train(cfg, "mnist_vae", tiny_data, tmp_path)
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.json"))

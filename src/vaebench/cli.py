@@ -46,6 +46,9 @@ def _report(args, cfg):
 
 def _check(args, cfg):
     print(f"params OK: profile {cfg.profile}, {len(cfg.models)} models, seeds {cfg.seeds}")
+    if args.out is not None:   # the gate the pipeline's other stages depend on (dvc.yaml)
+        from vaebench import io
+        io.write_json(args.out, {"valid": True})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report)
 
     p = sub.add_parser("check", help="validate params.yaml and exit")
+    p.add_argument("--out", type=Path, help="write this (constant) file when params are valid")
     p.set_defaults(func=_check)
     return parser
 

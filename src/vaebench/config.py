@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -49,9 +50,13 @@ Device = Annotated[str, AfterValidator(_check_device)]
 
 
 class Strict(BaseModel):
-    """Base for every config block: unknown keys are errors, values are immutable."""
+    """Base for every config block: unknown keys are errors, values are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict types: ``true`` is not an integer and ``1e11`` (a float) is not one either;
+    an integer is accepted where a float is expected. NaN and infinities are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class TrainConfig(Strict):
@@ -390,10 +395,12 @@ def _validate(schema: type[BaseModel], data: Any, where: str) -> Any:
             whole = e["type"] == "missing" or isinstance(e.get("input"), dict)
             got = "" if whole else f" (got {e.get('input')!r})"
             lines.append(f"  {key}: {e['msg']}{got}")
+        if len(lines) == 1:   # one line, so the first line of the error names the key
+            raise ConfigError(f"invalid params.yaml: {lines[0].strip()}") from None
         raise ConfigError("invalid params.yaml:\n" + "\n".join(lines)) from None
 
 
-def _resolve(raw: dict, profile: str) -> Config:
+def _resolve(raw: dict, profile: str, active: bool = True) -> Config:
     overlay = raw["profiles"][profile] or {}
     unknown = set(overlay) - {"datasets", *SECTIONS}
     if unknown:
@@ -429,6 +436,7 @@ def _resolve(raw: dict, profile: str) -> Config:
             raise ConfigError(f"models.{name}.dataset: {cfg.dataset!r} is not in datasets; "
                               f"known: {sorted(datasets)}")
         _check_bernoulli_data(name, cfg)
+        _check_buildable(name, cfg, datasets[cfg.dataset], where)
         models[name] = cfg
 
     cfg = _validate(Config, {
@@ -453,6 +461,8 @@ def _resolve(raw: dict, profile: str) -> Config:
                                   f"known: {sorted(models)}")
             check_applicable(stage, name, models[name])
     _check_disentangle(cfg, profile)
+    if active:
+        _warn_cost(cfg, profile)
     return cfg
 
 
@@ -468,11 +478,61 @@ def _check_bernoulli_data(name: str, mcfg: Any) -> None:
             f"choose likelihood gaussian, gaussian_isotropic or gaussian_learned")
 
 
+def _check_buildable(name: str, mcfg: Any, dcfg: Any, where: str) -> None:
+    """Build the model for the dataset's image shape on the meta device (no memory, no
+    compute): a backbone that cannot take that size, or a family's own shape rule
+    (TD-VAE's jumps within the sequence), fails here rather than in training."""
+    import torch
+
+    from vaebench.data import get_dataset
+    from vaebench.models import build_model
+    shape = get_dataset(mcfg.dataset).image_shape(dcfg)
+    try:
+        with torch.device("meta"):
+            build_model(mcfg, shape)
+    except (ValueError, RuntimeError) as err:  # ConfigError is a ValueError
+        raise ConfigError(f"models.{name} {where}: cannot be built for dataset "
+                          f"{mcfg.dataset!r} with images of shape {shape}: {err}") from None
+
+
+# Above this many decoder evaluations per model and seed, ``check`` warns with the estimate.
+COST_WARN_DECODER_ROWS = 10**9
+
+
+def _warn_cost(cfg: Config, profile: str) -> None:
+    """Warn about an enormous log-likelihood estimate: K_max * n_test decoder rows per
+    model and seed (one warning per dataset, naming its models)."""
+    lcfg = cfg.section("loglik")
+    by_dataset: dict[str, list[str]] = {}
+    for name in cfg.evaluate.loglik:
+        by_dataset.setdefault(cfg.models[name].dataset, []).append(name)
+    for dataset, names in by_dataset.items():
+        d = lcfg.for_dataset(dataset)
+        n_test = d.n_test or getattr(cfg.datasets[dataset], "n_test", None) or 10_000
+        rows = max(d.ks) * n_test
+        if rows > COST_WARN_DECODER_ROWS:
+            warn(f"loglik.ks (profile {profile}): K = {max(d.ks):,} on {n_test:,} {dataset} "
+                 f"test images is ~{rows:.2g} decoder evaluations per model and seed "
+                 f"(~{rows / 1e6 / 3600:,.0f} hours at 1e6 a second), for {len(names)} "
+                 f"model(s): {', '.join(names)}")
+
+
+def warn(message: str) -> None:
+    """A problem worth knowing that does not stop the run (stderr, once per call)."""
+    print(f"vaebench: warning: {message}", file=sys.stderr)
+
+
 # What an evaluation stage needs of a model's class: stage -> (test, what is missing).
 EVALUATE_REQUIRES: dict[str, tuple[Any, str]] = {
     "loglik": (lambda cls: cls.probabilistic,
                "is not probabilistic (it needs a decoder likelihood, a prior and a q(z|x) "
                "with a density to estimate log p(x))"),
+    "robustness": (lambda cls: cls.image_inputs and cls.amortised,
+                   "has no amortised encoder of single images (per-image corruptions, the "
+                   "encoder Jacobian and gradient attacks need one)"),
+    "disentangle": (lambda cls: cls.image_inputs,
+                    "does not encode single images (the metrics encode rendered images "
+                    "of chosen factors)"),
 }
 
 
@@ -515,7 +575,9 @@ def _check_disentangle(cfg: Config, profile: str) -> None:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML loader that rejects a key written twice (plain YAML keeps the last silently)."""
+    """YAML loader that rejects a key written twice (plain YAML keeps the last silently),
+    and reads ``1e-3`` / ``1e11`` as numbers, as YAML 1.2 (and DVC) do -- PyYAML's
+    YAML 1.1 rules want a dot and would hand the schema the string '1e-3'."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -526,6 +588,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                                   f"key {key!r} appears twice in the same mapping")
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:
@@ -555,5 +623,5 @@ def load_config(path: str | Path = "params.yaml", profile: str | None = None) ->
         raise ConfigError(f"profile: {profile!r} is not defined; valid: {sorted(profiles)}")
     for other in profiles:  # catch mistakes in every profile, not only the active one
         if other != profile:
-            _resolve(raw, other)
+            _resolve(raw, other, active=False)
     return _resolve(raw, profile)

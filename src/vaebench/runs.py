@@ -9,7 +9,6 @@ stage does these the same way.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +16,7 @@ from typing import Iterator
 import torch
 
 from vaebench import io, tracking
+from vaebench.config import Config
 from vaebench.data import PreparedData, load_prepared
 
 
@@ -31,18 +31,47 @@ class TrainedRun:
         return io.sha256_file(self.checkpoint)
 
 
-def trained_runs(models_dir: str | Path) -> list[TrainedRun]:
-    """The checkpoints ``seed<k>.pt`` of one model, by seed."""
+def trained_runs(cfg: Config, name: str, models_dir: str | Path) -> list[TrainedRun]:
+    """The checkpoints ``seed<k>.pt`` of model ``name`` for exactly params.yaml's seeds,
+    each checked to be a training of ``models.<name>`` as params.yaml states it now
+    (other files in the folder, e.g. a stale seed, are ignored)."""
     models_dir = Path(models_dir)
-    found = []
-    for path in models_dir.glob("seed*.pt"):
-        m = re.fullmatch(r"seed(\d+)\.pt", path.name)
-        if m:
-            found.append(TrainedRun(models_dir.name, int(m.group(1)), path))
-    if not found:
-        raise FileNotFoundError(f"{models_dir}: no checkpoints seed<k>.pt; run "
-                                f"`dvc repro train@{models_dir.name}` first")
-    return sorted(found, key=lambda r: r.seed)
+    missing = [s for s in cfg.seeds if not (models_dir / f"seed{s}.pt").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{models_dir}: no checkpoint for seed(s) {missing} of "
+                                f"params.yaml seeds {cfg.seeds} (seed<k>.pt); run "
+                                f"`dvc repro train@{name}` first")
+    found = [TrainedRun(name, s, models_dir / f"seed{s}.pt") for s in cfg.seeds]
+    for run in found:
+        check_identity(run, cfg.models[name].model_dump())
+    return found
+
+
+def check_identity(run: TrainedRun, config: dict) -> None:
+    """Refuse a checkpoint of another model, seed, dataset or config than ``run`` names."""
+    from vaebench.train import CheckpointError, read_checkpoint
+    ckpt = read_checkpoint(run.checkpoint)
+    recorded = {"model": ckpt.get("model"), "seed": ckpt.get("seed"), **_flat(ckpt["config"])}
+    wanted = {"model": run.name, "seed": run.seed, **_flat(config)}
+    for key in dict.fromkeys([*wanted, *recorded]):   # union, in a stable order
+        old, new = recorded.get(key, "<absent>"), wanted.get(key, "<absent>")
+        if old != new:
+            where = key if key in ("model", "seed") else f"models.{run.name}.{key}"
+            raise CheckpointError(
+                f"{run.checkpoint}: {where} is {old!r} in the checkpoint but {new!r} in "
+                f"params.yaml; it was trained for other params -- re-run "
+                f"`dvc repro train@{run.name}`")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def load_run(run: TrainedRun, data_root: str | Path, device: torch.device | str = "cpu",

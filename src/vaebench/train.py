@@ -8,6 +8,8 @@ the hooks of :class:`vaebench.models.base.Model`, never through checks here.
 from __future__ import annotations
 
 import csv
+import math
+import pickle
 import time
 from io import BytesIO
 from collections import defaultdict
@@ -18,7 +20,7 @@ from tqdm.auto import tqdm
 
 from vaebench import io, tracking
 from vaebench.config import Config, ConfigError, TrainConfig
-from vaebench.data import PreparedData, load_prepared
+from vaebench.data import DataError, PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import MODELS, Model, build_model
 from vaebench.runs import summarise
@@ -42,6 +44,22 @@ def evaluate_terms(model: Model, x: torch.Tensor, batch_size: int, step: int) ->
     return {k: float(v) / len(x) for k, v in sums.items()}
 
 
+class Diverged(ArithmeticError):
+    """Training left the finite numbers: a non-finite loss, or parameters that a
+    distribution or the post-fit step refuses."""
+
+
+def _diverged(epoch: int, step: int, loss: float) -> Diverged:
+    return Diverged(f"training diverged at epoch {epoch}, step {step} (loss = {loss})")
+
+
+def _distribution_refused(model: Model, err: ValueError) -> bool:
+    """Whether ``err`` is torch.distributions refusing out-of-support parameters (an
+    overflowed scale, NaN weights) rather than a bug to show as it is."""
+    return (str(err).startswith("Expected parameter")
+            or not all(bool(torch.isfinite(p).all()) for p in model.parameters()))
+
+
 def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed: int,
         binarize: bool, desc: str = "train") -> list[dict]:
     """Train ``model`` in place; return one row per epoch with train and test terms."""
@@ -58,19 +76,32 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=None, leave=False)
     for epoch in bar:
         sums: dict = defaultdict(float)
+        # first step of the epoch with a non-finite loss, kept on the device: read once
+        # per epoch with the sums, so the check costs no synchronisation per step
+        bad_step = torch.tensor(-1, device=data.device)
         t0 = time.perf_counter()
         for idx in torch.randperm(n, generator=gen, device=data.device).split(cfg.batch_size):
             x = data.train_batch(idx, binarize, gen)
             model.kl_anneal = min(1.0, (step + 1) / warmup) if warmup else 1.0
-            out = model.loss(x, step, **({"index": idx} if model.needs_index else {}))
+            try:
+                out = model.loss(x, step, **({"index": idx} if model.needs_index else {}))
+            except ValueError as err:   # torch.distributions refuses NaN / inf parameters
+                if not _distribution_refused(model, err):
+                    raise
+                first = int(bad_step)
+                raise _diverged(epoch, first if first >= 0 else step, float("nan")) from err
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)
             out.loss.backward()
             for name in model.groups_to_step(step):
                 opts[name].step()
             _accumulate(sums, out.terms, out.loss, len(idx))
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(out.loss.detach()),
+                                   step, bad_step)
             step += 1
         train_row = {k: float(v) / n for k, v in sums.items()}
+        if not math.isfinite(train_row["loss"]):
+            raise _diverged(epoch, int(bad_step), train_row["loss"])
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch, "step": step, "seconds": seconds,
                         "examples_per_s": n / seconds, "train": train_row,
@@ -79,7 +110,12 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
         bar.set_postfix(loss=f"{train_row['loss']:.2f}")
     model.kl_anneal = 1.0
     t0 = time.perf_counter()
-    model.after_fit(data, binarize)
+    try:
+        model.after_fit(data, binarize)
+    except ValueError as err:   # e.g. an ex-post mixture on overflowed codes
+        first = str(err).strip().splitlines()[0]
+        raise Diverged(f"the fit after training failed after {epochs} epoch(s), {step} steps "
+                       f"(training may have diverged): {first}") from err
     if not history:  # nothing trained by gradient: one row, evaluated after the fit
         seconds = time.perf_counter() - t0
         x_train = data.train_batch(torch.arange(n, device=data.device), binarize, gen)
@@ -98,13 +134,43 @@ def save_checkpoint(path: Path, model: Model, meta: dict) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
+class CheckpointError(DataError):
+    """A checkpoint that cannot be read, is not vaebench's, or was trained for other
+    params than the current ones (the message names the file)."""
+
+
+# What :func:`save_checkpoint` writes and :func:`load_checkpoint` needs to rebuild the model.
+CHECKPOINT_KEYS = ("state_dict", "config", "image_shape")
+
+
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """The dict of a vaebench checkpoint; a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found; run the train stage first")
+    rerun = f"re-run `dvc repro -f train@{path.parent.name}`"
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:   # weights_only refused a class, or not a pickle
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a vaebench checkpoint (safe loading refused it: "
+                              f"{first}); {rerun}") from None
+    except Exception as err:   # a truncated zip archive, an empty file, ...
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no data"
+        raise CheckpointError(f"{path}: cannot be read ({type(err).__name__}: {detail}); "
+                              f"the file is truncated or corrupt -- {rerun}") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a vaebench checkpoint (no {', '.join(missing)}); "
+                              f"{rerun}")
+    return ckpt
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Model, dict]:
     """Rebuild the model of a checkpoint written by :func:`save_checkpoint`."""
     from vaebench.models import validate_model_config
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found; run the train stage first")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    ckpt = read_checkpoint(path, device)
     cfg = validate_model_config(ckpt.get("model", path.parent.name), ckpt["config"])
     model = build_model(cfg, tuple(ckpt["image_shape"])).to(device)
     model.load_state_dict(ckpt["state_dict"])
@@ -143,8 +209,12 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
             seed_everything(seed, tcfg.deterministic, device)
             model = build_model(mcfg, data.image_shape).to(device)
             t0 = time.perf_counter()
-            history = fit(model, data, tcfg, epochs=epochs, seed=seed, binarize=mcfg.binarize,
-                          desc=f"{name} seed {seed}")
+            try:
+                history = fit(model, data, tcfg, epochs=epochs, seed=seed,
+                              binarize=mcfg.binarize, desc=f"{name} seed {seed}")
+            except Diverged as err:
+                raise ConfigError(f"models.{name} (seed {seed}): {err}; try a smaller "
+                                  f"train.lr (now {tcfg.lr:g})") from None
             seconds = time.perf_counter() - t0
             save_checkpoint(out_tmp / f"seed{seed}.pt", model,
                             {"model": name, "seed": seed, "dataset": mcfg.dataset})

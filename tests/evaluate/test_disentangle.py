@@ -250,7 +250,7 @@ def test_stage_refuses_a_model_not_listed_and_an_absent_device(trained, tiny_dat
         bad = cfg.model_copy(update={"sections": {**cfg.sections, "disentangle": section}})
         with pytest.raises(DeviceError, match="disentangle.device"):
             dis.disentangle_stage(bad, "dsprites_vae", *args)
-    with pytest.raises(FileNotFoundError, match="no checkpoints"):
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint for seed\(s\) \[0, 1\]"):
         dis.disentangle_stage(cfg, "dsprites_vae", tmp_path, *args[1:])
     assert not (tmp_path / "o.json").exists()
 

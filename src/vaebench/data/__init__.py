@@ -2,7 +2,9 @@
 
 A dataset module defines ``Config`` (its params block) and
 ``prepare(cfg, raw_dir, out_dir) -> meta``, which writes the common format of
-:mod:`vaebench.data.base`, and ``BINARY`` (whether its pixels are already 0/1). A dataset with ground-truth factors that can be
+:mod:`vaebench.data.base`, ``image_shape(cfg)`` (the (C, H, W) it will write, so a
+model can be checked against it before any data exists) and ``BINARY`` (whether
+its pixels are already 0/1). A dataset with ground-truth factors that can be
 drawn for any factor combination also sets ``GROUND_TRUTH_FACTORS = True`` and
 defines ``FACTOR_NAMES``, ``FACTOR_SIZES`` and ``Images(raw_dir)`` (factors (n, F)
 -> images); the disentanglement evaluation needs exactly these.

@@ -19,6 +19,9 @@ import torch
 from vaebench import io
 
 FORMAT_VERSION = 1
+# The keys of meta.json that loading and the stages read.
+META_KEYS = ("dataset", "format_version", "packed", "image_shape", "n_train", "n_test",
+             "max_value", "factor_names", "factor_sizes", "sha256")
 
 
 class DataError(RuntimeError):
@@ -124,6 +127,10 @@ def load_prepared(directory: str | Path, device: torch.device | str = "cpu",
         meta = io.read_json(meta_path)
     except ValueError as err:
         raise DataError(f"{meta_path}: not valid JSON ({err})") from None
+    missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise DataError(f"{meta_path}: missing key(s) {missing} of a prepared dataset; "
+                        f"re-run `dvc repro -f prepare@{directory.name}`")
     if meta.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{meta_path}: format_version {meta.get('format_version')!r}, "
                         f"expected {FORMAT_VERSION}; re-run prepare")

@@ -66,6 +66,10 @@ class Config(Strict):
     binarize_seed: NonNegativeInt = 0
 
 
+def image_shape(cfg: Config) -> tuple[int, ...]:
+    return (1, IMAGE_SIZE, IMAGE_SIZE)
+
+
 def index_to_factors(index: np.ndarray) -> np.ndarray:
     """(n,) image indices -> (n, 5) factor classes."""
     index = np.asarray(index)

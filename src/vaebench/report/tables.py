@@ -98,7 +98,12 @@ def read_metrics(path: Path) -> dict:
 # --- flattening --------------------------------------------------------------------------
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return _numeric(v) and math.isfinite(v)
+
+
+def _numeric(v) -> bool:
+    """A number, finite or not: a NaN or infinite result is kept and shown as such."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _attached(key: str, d: dict) -> bool:
@@ -117,11 +122,11 @@ def leaves(d: dict, prefix: str = "") -> Iterator[tuple[str, Cell]]:
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(v, dict):
             yield from leaves(v, path)
-        elif _number(v) and not _attached(key, d):
+        elif _numeric(v) and not _attached(key, d):
             stderr = d.get(f"{key}_stderr", d.get("stderr") if key == "mean" else None)
             name = prefix if key == "mean" and prefix else path
-            yield name, Cell(float(v), float(stderr) if _number(stderr) else None,
-                             float(d[f"{key}_ci95"]) if _number(d.get(f"{key}_ci95")) else None)
+            yield name, Cell(float(v), float(stderr) if _numeric(stderr) else None,
+                             float(d[f"{key}_ci95"]) if _numeric(d.get(f"{key}_ci95")) else None)
 
 
 def flat(d: dict) -> dict[str, Cell]:
@@ -146,18 +151,39 @@ def results_frame(metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+def results_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write :func:`results_frame` to ``path``; a NaN result is written ``NaN`` (pandas
+    would leave the cell empty, which reads as "not measured"; ``inf`` is kept as is)."""
+    out = frame.assign(value=frame["value"].astype(object).where(frame["value"].notna(), "NaN"))
+    out.to_csv(path, index=False)
+
+
 # --- formatting --------------------------------------------------------------------------
 
 def fmt(cell: Cell | None, digits: int = 2) -> str:
-    """``m ± ci95`` (several seeds), else ``m (SE s)`` (a summary over test points), else ``m``."""
+    """``m ± ci95`` (several seeds), else ``m (SE s)`` (a summary over test points), else ``m``;
+    NaN and infinities are written out (``NaN``, ``inf``, ``-inf``), never left blank."""
     if cell is None:
         return ""
-    text = f"{cell.value:,.{digits}f}"
+    text = _num(cell.value, digits)
     if cell.ci95 is not None:
-        return f"{text} ± {cell.ci95:,.{digits}f}"
+        return f"{text} ± {_num(cell.ci95, digits)}"
     if cell.stderr is not None:
-        return f"{text} (SE {cell.stderr:,.{digits}f})"
+        return f"{text} (SE {_num(cell.stderr, digits)})"
     return text
+
+
+def _num(value: float, digits: int) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:,.{digits}f}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+def nonfinite(metrics: dict[str, dict[str, dict]]) -> list[str]:
+    """``model / stage / metric = value`` for every NaN or infinite result (mean over seeds)."""
+    return [f"{model} / {stage} / {metric} = {cell.value}"
+            for stage, by_model in metrics.items() for model, data in by_model.items()
+            for metric, cell in leaves(data) if not math.isfinite(cell.value)]
 
 
 def stage_time(f: dict[str, Cell]) -> Cell | None:
@@ -369,7 +395,9 @@ def nll_tables(metrics: dict[str, dict[str, dict]], F: Flat) -> list[tuple[str, 
             rows.append({"group": group_of(metrics["train"][model]), "model": model,
                          "NLL (nats)": fmt(c), "_v": c.value,
                          "quantity": "upper bound" + (f" ({parts})" if parts else "")})
-    ranked = sorted(rows, key=lambda r: (r["group"], r["_v"]))
+    # a NaN / inf result keeps its row, ranked last in its group (sorting NaN is undefined)
+    ranked = sorted(rows, key=lambda r: (r["group"], not math.isfinite(r["_v"]),
+                                         r["_v"] if math.isfinite(r["_v"]) else 0.0))
     return by_group([{k: v for k, v in r.items() if k != "_v"} for r in ranked],
                     ["model", "NLL (nats)", "quantity"])
 

@@ -179,7 +179,7 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
     check_applicable("loglik", name, cfg.models[name])
     lcfg: LoglikConfig = cfg.section("loglik").for_dataset(cfg.models[name].dataset)
     device = resolve_device(lcfg.device or cfg.device, "loglik.device")
-    runs = trained_runs(models_dir)
+    runs = trained_runs(cfg, name, models_dir)
     per_seed, cache, mirror = {}, {}, Mirror("loglik")
     for run in runs:
         model, ckpt, data = load_run(run, data_root, device, cache)
