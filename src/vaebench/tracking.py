@@ -35,12 +35,12 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
-class TrackingError(Exception):
-    """The configured MLflow store cannot be used (for commands that need it)."""
-
-
 EXPERIMENT = os.environ.get("VAEBENCH_EXPERIMENT", "vaebench")
 RUN_KEY_TAG = "vaebench.run_key"
+
+
+class TrackingError(Exception):
+    """The configured MLflow store cannot be used (for commands that need it)."""
 
 
 def project_root(start: Path | None = None) -> Path:
