@@ -49,8 +49,8 @@ def assert_same(runs: dict, expected: dict) -> None:
 @pytest.fixture
 def pipeline_files(tiny_config, tiny_data, tmp_path):
     """The tiny pipeline's files in dvc.yaml's layout (train + loglik + report of
-    mnist_ppca run for real; robustness and disentangle files written in their stages'
-    format for the same checkpoint), each stage mirrored as it ran."""
+    mnist_ppca run for real; robustness and disentangle files of dsprites_vae written in
+    those stages' format), each stage mirrored as it ran."""
     from vaebench.evaluate.loglik import loglik_stage
     from vaebench.report.stage import report_stage
     from vaebench.train import train_stage
@@ -64,21 +64,25 @@ def pipeline_files(tiny_config, tiny_data, tmp_path):
     loglik_stage(tiny_config, name, models / name, tiny_data, metrics / "loglik" / f"{name}.json",
                  plots / "loglik" / f"{name}.csv", progress=False)
     report_stage(tiny_config, metrics, plots, figures, figures / "report", r / "reports")
+    # dsprites_vae (in evaluate.robustness and .disentangle): files in those stages' format
+    other = "dsprites_vae"
+    (models / other).mkdir()
+    (models / other / "seed0.pt").write_bytes(b"a checkpoint")   # mirroring only hashes it
     seed = {"0": {"auc": {"gaussian": 0.5}, "time_s": {"total": 1.0}}}
     (metrics / "robustness").mkdir()
-    (metrics / "robustness" / f"{name}.json").write_text(json.dumps({"model": name,
-                                                                     "seeds": seed}))
-    (plots / "robustness" / name).mkdir(parents=True)
-    (plots / "robustness" / name / "corruption_gaussian-elbo.csv").write_text("level,value\n")
+    (metrics / "robustness" / f"{other}.json").write_text(json.dumps({"model": other,
+                                                                      "seeds": seed}))
+    (plots / "robustness" / other).mkdir(parents=True)
+    (plots / "robustness" / other / "corruption_gaussian-elbo.csv").write_text("level,value\n")
     (metrics / "disentangle").mkdir()
-    (metrics / "disentangle" / f"{name}.json").write_text(json.dumps(
-        {"model": name, "seeds": seed, "classifier": {"accuracy": 0.9}}))
-    (figures / "disentangle" / name).mkdir(parents=True)
-    (figures / "disentangle" / name / "traversals.png").write_bytes(b"png")
-    mirror.robustness(metrics / "robustness" / f"{name}.json", models / name,
-                      plots / "robustness" / name)
-    mirror.disentangle(metrics / "disentangle" / f"{name}.json", models / name,
-                       figures / "disentangle" / name)
+    (metrics / "disentangle" / f"{other}.json").write_text(json.dumps(
+        {"model": other, "seeds": seed, "classifier": {"accuracy": 0.9}}))
+    (figures / "disentangle" / other).mkdir(parents=True)
+    (figures / "disentangle" / other / "traversals.png").write_bytes(b"png")
+    mirror.robustness(metrics / "robustness" / f"{other}.json", models / other,
+                      plots / "robustness" / other)
+    mirror.disentangle(metrics / "disentangle" / f"{other}.json", models / other,
+                       figures / "disentangle" / other)
     (r / "data").mkdir()
     (r / "data" / "prepared").symlink_to(tiny_data)      # the prepared data's meta.json
     return r
@@ -88,11 +92,13 @@ def pipeline_files(tiny_config, tiny_data, tmp_path):
 def test_sync_rebuilds_a_lost_store_exactly_and_is_idempotent(pipeline_files, tmp_path,
                                                               monkeypatch, capsys):
     original = snapshot()
-    assert len(original) == 2            # the model's seed run and the report's suite run
-    run = next(v for k, v in original.items() if k.startswith("mnist_ppca/"))
-    assert {"final/test/loss", "loglik/elbo/mean", "robust/auc/gaussian",
-            "disent/classifier/accuracy", "curve/test/loss"} <= set(run["metrics"])
-    assert "figures/disentangle/traversals.png" in run["artifacts"]
+    assert len(original) == 3            # the two models' seed-0 runs and the report's suite run
+    ppca = next(v for k, v in original.items() if k.startswith("mnist_ppca/"))
+    assert {"final/test/loss", "loglik/elbo/mean", "curve/test/loss"} <= set(ppca["metrics"])
+    assert "checkpoint/seed0.pt" in ppca["artifacts"] and ppca["params"]["data.n_train"]
+    other = next(v for k, v in original.items() if k.startswith("dsprites_vae/"))
+    assert {"robust/auc/gaussian", "disent/classifier/accuracy"} <= set(other["metrics"])
+    assert "figures/disentangle/traversals.png" in other["artifacts"]
     r = pipeline_files      # (the tags name the git commit of the checkout that mirrors)
     argv = ["--params", str(tmp_path / "params.yaml"), "mlflow-sync",
             "--metrics", str(r / "reports/metrics"), "--models", str(r / "models"),
@@ -106,4 +112,5 @@ def test_sync_rebuilds_a_lost_store_exactly_and_is_idempotent(pipeline_files, tm
         assert main(argv) == 0
         assert_same(snapshot(), original)
     out = capsys.readouterr().out
-    assert "runs 2 -> 2" in out and "runs 0 -> 2" in out
+    assert "runs 3 -> 3" in out and "runs 0 -> 3" in out
+    assert "train@dsprites_vae" in out                  # its training files are missing

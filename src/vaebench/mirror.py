@@ -133,31 +133,37 @@ def report_params(cfg) -> dict:
             "device": cfg.device}
 
 
-# Where the stages keep their files (the paths of dvc.yaml) -> the mirror function.
 STAGES = ("train", "loglik", "robustness", "disentangle")
+
+
+def _stage_models(cfg, stage: str) -> list[str]:
+    """The models the pipeline runs ``stage`` for (dvc.yaml's foreach lists)."""
+    return list(cfg.models) if stage == "train" else list(getattr(cfg.evaluate, stage))
 
 
 def sync(cfg, metrics_root: Path = Path("reports/metrics"), models_root: Path = Path("models"),
          plots_root: Path = Path("reports/plots"), figures_root: Path = Path("reports/figures"),
          data_root: Path = Path("data/prepared"), report_dir: Path = Path("reports")) -> dict:
-    """Mirror every stage's files found under the pipeline's folders; return the number
-    of metrics files mirrored per stage and of runs in the store before and after.
-    A model whose checkpoints are missing is skipped with a warning."""
+    """Mirror the files of every stage params.yaml defines (the paths of dvc.yaml); return
+    the number of metrics files mirrored per stage and of runs in the store before and
+    after. A stage whose metrics file or checkpoints are missing is skipped, said once."""
     if not tracking.reachable():
         raise tracking.TrackingError(f"the MLflow store {tracking.tracking_uri()} is "
                                      f"unreachable; nothing mirrored")
     before = tracking.run_count()
-    done = {}
+    done, skipped = {}, []
     for stage in STAGES:
         done[stage] = 0
-        for path in sorted((Path(metrics_root) / stage).glob("*.json")):
-            model = path.stem
+        for model in _stage_models(cfg, stage):
+            path = Path(metrics_root) / stage / f"{model}.json"
             models_dir = Path(models_root) / model
-            missing = [str(_checkpoint(models_dir, s)) for s in _seeds(io.read_json(path))
+            if not path.is_file():
+                skipped.append(f"{stage}@{model} (no {path})")
+                continue
+            missing = [s for s in _seeds(io.read_json(path))
                        if not _checkpoint(models_dir, s).is_file()]
             if missing:
-                print(f"warning: {path}: skipped, checkpoint(s) missing: {', '.join(missing)} "
-                      f"(`dvc pull` or `dvc repro train@{model}`)")
+                skipped.append(f"{stage}@{model} (no {models_dir}/seed{missing[0]}.pt)")
                 continue
             if stage == "train":
                 dataset = io.read_json(path)["dataset"]
@@ -170,6 +176,9 @@ def sync(cfg, metrics_root: Path = Path("reports/metrics"), models_root: Path = 
             else:
                 disentangle(path, models_dir, Path(figures_root) / "disentangle" / model)
             done[stage] += 1
+    if skipped:
+        print(f"mlflow-sync: skipped {len(skipped)} stage(s) whose files are missing "
+              f"(`dvc pull` or `dvc repro` them): {', '.join(skipped)}")
     report_dir = Path(report_dir)
     done["report"] = int(all((report_dir / f).is_file() for f in REPORT_FILES))
     if done["report"]:
