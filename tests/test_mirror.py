@@ -114,3 +114,12 @@ def test_sync_rebuilds_a_lost_store_exactly_and_is_idempotent(pipeline_files, tm
     out = capsys.readouterr().out
     assert "runs 3 -> 3" in out and "runs 0 -> 3" in out
     assert "train@dsprites_vae" in out                  # its training files are missing
+
+
+def test_sync_to_an_unreachable_server_is_a_clear_error(tiny_config, tmp_path, monkeypatch,
+                                                        capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setattr(tracking, "_unreachable", set())
+    assert main(["--params", str(tmp_path / "params.yaml"), "mlflow-sync"]) == 2
+    err = capsys.readouterr().err
+    assert "mlflow-sync: error" in err and "http://127.0.0.1:9 does not answer" in err

@@ -147,9 +147,10 @@ def sync(cfg, metrics_root: Path = Path("reports/metrics"), models_root: Path = 
     """Mirror the files of every stage params.yaml defines (the paths of dvc.yaml); return
     the number of metrics files mirrored per stage and of runs in the store before and
     after. A stage whose metrics file or checkpoints are missing is skipped, said once."""
-    if not tracking.reachable():
-        raise tracking.TrackingError(f"the MLflow store {tracking.tracking_uri()} is "
-                                     f"unreachable; nothing mirrored")
+    if not tracking.reachable(warn=False):
+        raise tracking.TrackingError(f"the MLflow tracking server {tracking.tracking_uri()} "
+                                     f"does not answer; nothing mirrored (start it, or set "
+                                     f"MLFLOW_TRACKING_URI to the store to rebuild)")
     before = tracking.run_count()
     done, skipped = {}, []
     for stage in STAGES:

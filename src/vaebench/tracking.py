@@ -129,9 +129,10 @@ SERVER_TIMEOUT_S = 3.0
 _unreachable: set[str] = set()
 
 
-def reachable(uri: str | None = None) -> bool:
-    """False (with one warning per process and store) when ``uri`` is an http(s) server
-    that does not answer within ``SERVER_TIMEOUT_S``; True for any other store.
+def reachable(uri: str | None = None, warn: bool = True) -> bool:
+    """False (with one warning per process and store, unless ``warn`` is false) when
+    ``uri`` is an http(s) server that does not answer within ``SERVER_TIMEOUT_S``; True
+    for any other store.
 
     MLflow itself retries an unreachable server for minutes on every call; checking
     once keeps a stage's results from waiting for it."""
@@ -146,9 +147,10 @@ def reachable(uri: str | None = None) -> bool:
         pass                    # it answered (an error status still means it is there)
     except (OSError, ValueError) as err:
         _unreachable.add(uri)
-        print(f"warning: MLflow tracking server {uri} is unreachable ({err}); continuing "
-              f"without MLflow -- the results are in the stage's output files; replay them "
-              f"later with `vaebench mlflow-sync`", file=sys.stderr)
+        if warn:
+            print(f"warning: MLflow tracking server {uri} is unreachable ({err}); continuing "
+                  f"without MLflow -- the results are in the stage's output files; replay "
+                  f"them later with `vaebench mlflow-sync`", file=sys.stderr)
         return False
     return True
 
