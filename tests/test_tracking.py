@@ -91,3 +91,118 @@ def test_unreachable_store_warns_and_loses_no_result(tiny_config, tiny_data, tmp
 ])
 def test_flatten(nested, flat):
     assert tracking.flatten(nested) == flat
+
+
+# --- several processes, one new sqlite store -------------------------------------------------
+
+_WORKER = """
+import sys
+from vaebench import tracking
+worker, n = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    with tracking.model_run(f"w{worker}", i, f"{worker:04d}{i:04d}") as run:
+        assert run is not None, "MLflow failed"
+        run.log_params({"worker": worker, "i": i})
+        run.log_metrics({"value": worker * 100 + i})
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_processes_on_a_new_sqlite_store_lose_no_run(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    from mlflow.tracking import MlflowClient
+    store = tmp_path / "fresh" / "mlflow.db"
+    store.parent.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    workers, per_worker = 4, 3
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(w), str(per_worker)],
+                              env=os.environ.copy(), stderr=subprocess.PIPE, text=True)
+             for w in range(workers)]
+    errors = [p.communicate()[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert not any("warning: MLflow" in e for e in errors), errors
+    client = MlflowClient(f"sqlite:///{store}")
+    runs = client.search_runs([client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id])
+    keys = sorted(r.data.tags[tracking.RUN_KEY_TAG] for r in runs)
+    expected = sorted(tracking.run_key(f"w{w}", i, f"{w:04d}{i:04d}")
+                      for w in range(workers) for i in range(per_worker))
+    assert keys == expected                                  # each exactly once
+    assert all(r.data.metrics["value"] == int(r.data.params["worker"]) * 100
+               + int(r.data.params["i"]) for r in runs)
+
+
+def test_database_is_locked_is_retried_other_errors_are_not(monkeypatch):
+    monkeypatch.setattr(tracking, "RETRY_DELAYS", (0.0, 0.0))
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "done"
+    assert tracking._retrying(flaky) == "done" and len(calls) == 3
+
+    def locked():
+        calls.append(1)
+        raise RuntimeError("database is locked")
+    calls.clear()
+    with pytest.raises(RuntimeError, match="locked"):      # bounded: gives up after the delays
+        tracking._retrying(locked)
+    assert len(calls) == len(tracking.RETRY_DELAYS) + 1
+    with pytest.raises(ValueError):
+        tracking._retrying(lambda: (_ for _ in ()).throw(ValueError("no such table")))
+
+
+# --- an unreachable tracking server ----------------------------------------------------------
+
+def test_unreachable_server_is_detected_once_and_files_are_written_before_mirroring(
+        tiny_config, tiny_data, tmp_path, monkeypatch, capsys):
+    uri = "http://127.0.0.1:9"        # the discard port: nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(tracking, "_unreachable", set())
+    clients = []
+    monkeypatch.setattr(tracking, "_client", lambda: clients.append(1))   # must not be used
+    from vaebench import mirror
+    from vaebench.evaluate.loglik import loglik_stage
+    outputs = {"train": [tmp_path / "train.json", tmp_path / "m" / "seed0.pt",
+                         tmp_path / "p" / "seed0.csv"],
+               "loglik": [tmp_path / "ll.json", tmp_path / "ll.csv"]}
+    seen = {}
+    for stage in outputs:             # which files exist when the stage starts mirroring
+        def spy(*args, _stage=stage, _real=getattr(mirror, stage)):
+            seen[_stage] = [p.is_file() for p in outputs[_stage]]
+            _real(*args)
+        monkeypatch.setattr(mirror, stage, spy)
+    train_stage(tiny_config, "mnist_ppca", tiny_data / "mnist", tmp_path / "m",
+                tmp_path / "train.json", tmp_path / "p")
+    loglik_stage(tiny_config, "mnist_ppca", tmp_path / "m", tiny_data, tmp_path / "ll.json",
+                 tmp_path / "ll.csv", progress=False)
+    err = capsys.readouterr().err
+    assert seen == {stage: [True] * len(files) for stage, files in outputs.items()}
+    assert (tmp_path / "train.json").is_file() and (tmp_path / "ll.json").is_file()
+    assert (tmp_path / "ll.csv").is_file() and (tmp_path / "m" / "seed0.pt").is_file()
+    assert err.count(f"MLflow tracking server {uri} is unreachable") == 1   # once, not per run
+    assert clients == []                                      # MLflow was never called
+
+
+def test_a_reachable_server_is_used(monkeypatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(tracking, "_unreachable", set())
+        assert tracking.reachable(f"http://127.0.0.1:{server.server_port}")
+        assert tracking.reachable("sqlite:////nonexistent/mlflow.db")   # not a server
+    finally:
+        server.shutdown()

@@ -12,6 +12,8 @@ from pathlib import Path
 from vaebench.config import ConfigError, load_config
 from vaebench.data.base import DataError
 from vaebench.devices import DeviceError
+from vaebench.io import OutputError
+from vaebench.tracking import TrackingError
 from vaebench.report import ReportError
 
 
@@ -42,6 +44,14 @@ def _report(args, cfg):
                f"--figures {args.figures} --figures-out {args.figures_out} --out {args.out}")
     report_stage(cfg, args.metrics, args.plots, args.figures, args.figures_out, args.out, command,
                  params=args.params)
+
+
+def _mlflow_sync(args, cfg):
+    from vaebench import mirror, tracking
+    out = mirror.sync(cfg, args.metrics, args.models, args.plots, args.figures, args.data,
+                      args.report)
+    print(f"mlflow-sync into {tracking.tracking_uri()}: mirrored {out['mirrored']} metrics "
+          f"files; runs {out['runs_before']} -> {out['runs_after']}")
 
 
 def _check(args, cfg):
@@ -103,6 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for index.html, report.md, results.csv, headline.json")
     p.set_defaults(func=_report)
 
+    p = sub.add_parser("mlflow-sync", help="re-mirror every stage's files into the MLflow "
+                                           "store (idempotent; rebuilds a lost store)")
+    for flag, default, text in (("--metrics", "reports/metrics", "metrics JSON of every stage"),
+                                ("--models", "models", "checkpoints, models/<name>/seed<k>.pt"),
+                                ("--plots", "reports/plots", "curve CSVs"),
+                                ("--figures", "reports/figures", "figures of every stage"),
+                                ("--data", "data/prepared", "prepared data (its meta.json)"),
+                                ("--report", "reports", "the report's files")):
+        p.add_argument(flag, type=Path, default=Path(default), help=f"{text} ({default})")
+    p.set_defaults(func=_mlflow_sync)
+
     p = sub.add_parser("check", help="validate params.yaml and exit")
     p.add_argument("--out", type=Path, help="write this (constant) file when params are valid")
     p.set_defaults(func=_check)
@@ -114,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.params)
         args.func(args, cfg)
-    except (ConfigError, DataError, DeviceError, FileNotFoundError, ReportError) as err:
+    except (ConfigError, DataError, DeviceError, FileNotFoundError, OutputError,
+            ReportError, TrackingError) as err:
         print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)
         return 2
     return 0

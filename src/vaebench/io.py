@@ -1,9 +1,12 @@
 """Atomic file output: every result is written to a temporary file and renamed.
 
-An interrupted stage therefore never leaves a file that looks complete.
+An interrupted stage therefore never leaves a file that looks complete. A stage
+replaces only what it owns: a folder it writes as a whole is replaced only when it
+is absent, empty, or holds nothing but the files that stage writes there.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -30,16 +33,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-@contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory; it replaces ``path`` (whole) on success."""
+class OutputError(Exception):
+    """An output path that the stage would have to overwrite but does not own."""
+
+
+def check_replaceable(path: str | os.PathLike, own: tuple[str, ...]) -> None:
+    """Refuse (before any work) a folder that holds anything but files matching ``own``
+    (the glob patterns of what the stage writes there): replacing it would delete
+    files this stage did not write. An absent or empty folder is fine."""
     path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; choose another output path "
+                          f"or remove it")
+    foreign = sorted(p.name for p in path.iterdir()
+                     if not (p.is_file() and any(fnmatch.fnmatchcase(p.name, g) for g in own)))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputError(f"{path}: output folder holds files this stage did not write "
+                          f"({shown}); it would be replaced as a whole, so choose an empty or "
+                          f"new folder (this stage writes only {', '.join(own)})")
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike, own: tuple[str, ...]) -> Iterator[Path]:
+    """Yield a temporary directory; it replaces ``path`` (whole) on success.
+
+    ``own``: glob patterns of the files the caller writes; ``path`` is refused at entry
+    (:class:`OutputError`) if it holds anything else (see :func:`check_replaceable`)."""
+    path = Path(path)
+    check_replaceable(path, own)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes 0700
     try:
         yield tmp
         if path.exists():
+            check_replaceable(path, own)   # again: something may have appeared meanwhile
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:

@@ -3,19 +3,18 @@
 An evaluation stage (``loglik``, ``disentangle``, ``robustness``, ...) gets a
 model directory ``models/<name>/`` holding one checkpoint per seed. This module
 finds those checkpoints, loads each model with its prepared test data, averages
-per-seed results, and mirrors them onto each checkpoint's MLflow run -- so every
-stage does these the same way.
+per-seed results -- so every stage does these the same way (:mod:`vaebench.mirror`
+then mirrors the files onto each checkpoint's MLflow run).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-from vaebench import io, tracking
+from vaebench import io
 from vaebench.config import Config
 from vaebench.data import PreparedData, load_prepared
 
@@ -120,18 +119,3 @@ def stage_metrics(name: str, ckpt: dict, per_seed: dict[int, dict], **extra) -> 
     return {"model": name, "family": ckpt["config"]["family"], "dataset": ckpt["dataset"],
             **extra, **summarise(per_seed), "seeds": {str(s): r for s, r in per_seed.items()}}
 
-
-@dataclass
-class Mirror:
-    """Collects what one stage sends to MLflow for each seed's run."""
-
-    prefix: str
-
-    def log(self, run: TrainedRun, metrics: dict, artifacts: Iterator[Path] | list[Path] = (),
-            artifact_dir: str | None = None) -> None:
-        with tracking.model_run(run.name, run.seed, run.sha256) as mlrun:
-            if mlrun is None:
-                return
-            mlrun.log_metrics(metrics, prefix=self.prefix)
-            for path in artifacts:
-                mlrun.log_artifact(path, artifact_dir or self.prefix)

@@ -4,8 +4,16 @@ The files under ``reports/metrics/`` and ``models/`` are the source of truth;
 MLflow mirrors them so runs can be compared in the UI. One experiment for the
 suite; one run per (model, seed, checkpoint), found again by the tag
 ``vaebench.run_key`` so every evaluation stage adds its metrics and figures to
-the run of the model it evaluated. If the tracking store is unreachable a
-warning is printed and no result is lost.
+the run of the model it evaluated. Stages write their files first and mirror
+them afterwards (:mod:`vaebench.mirror`), so ``vaebench mlflow-sync`` can replay
+the files into a store that was down, lost or replaced.
+
+Failures: a tracking server that does not answer within a few seconds is reported
+once and skipped for the rest of the process; any other MLflow error warns; no
+result is lost either way. Several processes (``dvc queue start -j N``) share a
+sqlite store safely: each holds a file lock beside the database while it uses
+it (so the schema is created once), and ``database is locked`` errors from other
+readers are retried.
 
 Store: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<project root>/mlflow.db``;
 a sqlite store keeps new experiments' artifacts in ``mlartifacts/`` beside its
@@ -21,12 +29,18 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+import urllib.error
+import urllib.request
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
 EXPERIMENT = os.environ.get("VAEBENCH_EXPERIMENT", "vaebench")
 RUN_KEY_TAG = "vaebench.run_key"
+
+
+class TrackingError(Exception):
+    """The configured MLflow store cannot be used (for commands that need it)."""
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -80,6 +94,67 @@ def _client():
     return MlflowClient(tracking_uri=tracking_uri())
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def store_lock(uri: str | None = None):
+    """An inter-process lock on a sqlite store (``<db>.lock`` beside it), held while a
+    process creates or writes runs: two processes initialising a new store at once
+    corrupt its schema migration and lose runs. No lock for other stores."""
+    db = _sqlite_path(uri or tracking_uri())
+    if db is None or not db.parent.is_dir():
+        return nullcontext()    # a missing folder fails (and warns) inside MLflow instead
+    from filelock import FileLock
+    return FileLock(str(db) + ".lock", timeout=600)
+
+
+# ``database is locked`` from another reader of the sqlite file (e.g. the MLflow UI):
+# retried with exponential backoff, about 10 s in all.
+RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 4.0)
+
+
+def _retrying(call, *args, **kwargs):
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:
+            if delay is None or "database is locked" not in str(err):
+                raise
+            time.sleep(delay)
+
+
+# Seconds to wait for a tracking server's health check before mirroring without it.
+SERVER_TIMEOUT_S = 3.0
+_unreachable: set[str] = set()
+
+
+def reachable(uri: str | None = None, warn: bool = True) -> bool:
+    """False (with one warning per process and store, unless ``warn`` is false) when
+    ``uri`` is an http(s) server that does not answer within ``SERVER_TIMEOUT_S``; True
+    for any other store.
+
+    MLflow itself retries an unreachable server for minutes on every call; checking
+    once keeps a stage's results from waiting for it."""
+    uri = uri or tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return True
+    if uri in _unreachable:
+        return False
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        pass                    # it answered (an error status still means it is there)
+    except (OSError, ValueError) as err:
+        _unreachable.add(uri)
+        if warn:
+            print(f"warning: MLflow tracking server {uri} is unreachable ({err}); continuing "
+                  f"without MLflow -- the results are in the stage's output files; replay "
+                  f"them later with `vaebench mlflow-sync`", file=sys.stderr)
+        return False
+    return True
+
+
 def artifact_location() -> str | None:
     """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside the sqlite
     file (the project's, or the one ``MLFLOW_TRACKING_URI`` names), never MLflow's
@@ -92,13 +167,13 @@ def artifact_location() -> str | None:
 
 
 def _experiment_id(client) -> str:
-    exp = client.get_experiment_by_name(EXPERIMENT)
+    exp = _retrying(client.get_experiment_by_name, EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
     try:
         return client.create_experiment(EXPERIMENT, artifact_location=artifact_location())
-    except Exception:  # created concurrently by a parallel queue worker
-        return client.get_experiment_by_name(EXPERIMENT).experiment_id
+    except Exception:  # created concurrently by a process that holds no lock (a server)
+        return _retrying(client.get_experiment_by_name, EXPERIMENT).experiment_id
 
 
 @contextmanager
@@ -115,7 +190,7 @@ def _safe(method):
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
         with _best_effort(method.__name__):
-            return method(*args, **kwargs)
+            return _retrying(method, *args, **kwargs)
     return wrapper
 
 
@@ -124,6 +199,7 @@ class Run:
 
     def __init__(self, client, run_id: str):
         self.client, self.run_id = client, run_id
+        self._history: dict[str, set[tuple[int, float]]] = {}
 
     @_safe
     def log_params(self, params: dict) -> None:
@@ -136,12 +212,27 @@ class Run:
 
     @_safe
     def log_metrics(self, metrics: dict, prefix: str = "", step: int = 0) -> None:
+        """Log the numeric leaves of ``metrics`` at ``step``, except values the run already
+        holds at that step: mirroring the same files again adds nothing."""
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in flatten(metrics, prefix, "/").items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        items = [m for m in items if (m.step, m.value) not in self._logged(m.key)]
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i:i + 500])
+        for m in items:
+            self._history[m.key].add((m.step, m.value))
+
+    def _logged(self, key: str) -> set[tuple[int, float]]:
+        """(step, value) pairs already logged for ``key`` (read once per key)."""
+        if not self._history:   # first call: which keys exist at all
+            self._history = {k: None for k in self.client.get_run(self.run_id).data.metrics}
+        if self._history.get(key) is None:
+            self._history[key] = ({(h.step, h.value) for h in
+                                   self.client.get_metric_history(self.run_id, key)}
+                                  if key in self._history else set())
+        return self._history[key]
 
     @_safe
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -160,14 +251,34 @@ def run_key(model: str, seed: int, checkpoint_sha: str) -> str:
 @contextmanager
 def model_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None = None
               ) -> Iterator[Run | None]:
-    """The MLflow run of a trained model (created on first use); None if MLflow fails."""
+    """The MLflow run of a trained model (created on first use); None if MLflow fails
+    or its server is unreachable. A sqlite store stays locked for this process while
+    the run is open (see :func:`store_lock`)."""
+    if not reachable():
+        yield None
+        return
+    with ExitStack() as stack:
+        locked = False
+        with _best_effort("lock of the store"):
+            stack.enter_context(store_lock())
+            locked = True
+        if not locked:
+            yield None
+            return
+        with _open_run(model, seed, checkpoint_sha, tags) as handle:
+            yield handle
+
+
+@contextmanager
+def _open_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None
+              ) -> Iterator[Run | None]:
     handle = None
     with _best_effort("start of run"):
         client = _client()
         exp_id = _experiment_id(client)
         key = run_key(model, seed, checkpoint_sha)
-        found = client.search_runs([exp_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'",
-                                   max_results=1)
+        found = _retrying(client.search_runs, [exp_id],
+                          filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
         base_tags = {RUN_KEY_TAG: key, "model": model, "seed": seed,
                      "git_commit": git_commit(),
                      "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
@@ -176,15 +287,15 @@ def model_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None = No
             handle = Run(client, found[0].info.run_id)
             handle.set_tags({k: v for k, v in base_tags.items() if k not in found[0].data.tags})
         else:
-            run = client.create_run(exp_id, run_name=f"{model}-seed{seed}",
-                                    tags={k: str(v) for k, v in base_tags.items()})
+            run = _retrying(client.create_run, exp_id, run_name=f"{model}-seed{seed}",
+                            tags={k: str(v) for k, v in base_tags.items()})
             handle = Run(client, run.info.run_id)
     if handle is None:
         yield None
         return
     yield handle
     with _best_effort("end of run"):
-        handle.client.set_terminated(handle.run_id)
+        _retrying(handle.client.set_terminated, handle.run_id)
 
 
 @contextmanager
@@ -193,3 +304,12 @@ def suite_run(name: str, tags: dict | None = None, key: str = "suite") -> Iterat
     results, so each pipeline run with different results gets its own run)."""
     with model_run(name, 0, key, tags={"kind": "suite", **(tags or {})}) as run:
         yield run
+
+
+def run_count() -> int:
+    """Runs in the suite's experiment (0 when it does not exist yet)."""
+    client = _client()
+    exp = _retrying(client.get_experiment_by_name, EXPERIMENT)
+    if exp is None:
+        return 0
+    return len(_retrying(client.search_runs, [exp.experiment_id], max_results=50000))

@@ -18,12 +18,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from vaebench import io, tracking
+from vaebench import io, mirror
 from vaebench.config import Config, ConfigError, TrainConfig
 from vaebench.data import DataError, PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import MODELS, Model, build_model
 from vaebench.runs import summarise
+
+
+# What the stage writes into its folders (it replaces only folders holding just these).
+MODEL_FILES = ("seed*.pt", "config.json")
+CURVE_FILES = ("seed*.csv",)
 
 
 def _accumulate(sums: dict, terms: dict[str, torch.Tensor], loss: torch.Tensor, n: int) -> None:
@@ -203,8 +208,9 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                           f"{data.meta['dataset']!r}")
     # closed-form models (``trainable = False``) run no epochs; record what actually ran
     epochs = tcfg.epochs_for(mcfg.dataset) if MODELS[mcfg.family].trainable else 0
-    per_seed, histories = {}, {}
-    with io.atomic_dir(out_dir) as out_tmp, io.atomic_dir(plots_dir) as plots_tmp:
+    per_seed = {}
+    with io.atomic_dir(out_dir, MODEL_FILES) as out_tmp, \
+            io.atomic_dir(plots_dir, CURVE_FILES) as plots_tmp:
         for seed in cfg.seeds:
             seed_everything(seed, tcfg.deterministic, device)
             model = build_model(mcfg, data.image_shape).to(device)
@@ -225,10 +231,9 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
             per_seed[seed] = {"train": last["train"], "test": last["test"],
                               "diagnostics": diagnostics,
                               "time_s": seconds, "examples_per_s": last["examples_per_s"]}
-            histories[seed] = history
             if figures_dir is not None and seed == cfg.seeds[0]:
                 from vaebench.report.figures import model_figures
-                figures = model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
+                model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
                   f"({seconds:.1f} s on {describe(device)})")
         n_params = sum(p.numel() for p in model.parameters())
@@ -241,29 +246,7 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                "epochs": epochs, **summarise(per_seed),
                "seeds": {str(s): r for s, r in per_seed.items()}}
     io.write_json(metrics_path, metrics)
-    _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data.meta,
-                      figures if figures_dir is not None else [])
+    # every file is written: now mirror them (MLflow may be slow or down)
+    mirror.train(metrics_path, out_dir, plots_dir, figures_dir, data_dir)
     return metrics
 
-
-def _mirror_to_mlflow(name, cfg, mcfg, tcfg, out_dir, metrics, per_seed, histories, data_meta,
-                      figures):
-    for seed, result in per_seed.items():
-        ckpt = out_dir / f"seed{seed}.pt"
-        tags = {"family": mcfg.family, "dataset": mcfg.dataset, "profile": cfg.profile,
-                "device": metrics["device"]}
-        with tracking.model_run(name, seed, io.sha256_file(ckpt), tags) as run:
-            if run is None:
-                continue
-            run.log_params({"model": mcfg.model_dump(), "train": tcfg.model_dump(),
-                            "epochs": metrics["epochs"], "seed": seed,
-                            "data": {k: data_meta[k] for k in ("source", "n_train", "n_test")}})
-            for row in histories[seed]:
-                run.log_metrics({"train": row["train"], "test": row["test"]},
-                                prefix="curve", step=row["epoch"])
-            run.log_metrics({**result, "n_params": metrics["n_params"]}, prefix="final")
-            run.log_artifact(ckpt, "checkpoint")
-            run.log_artifact(out_dir / "config.json", "checkpoint")
-            if seed == cfg.seeds[0]:
-                for path in figures:
-                    run.log_artifact(path, "figures")

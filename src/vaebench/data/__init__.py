@@ -34,6 +34,9 @@ def prepare_stage(cfg, name: str, raw_dir: Path, out_dir: Path) -> dict:
     if name not in cfg.datasets:
         raise ConfigError(f"dataset {name!r} is not in params.yaml datasets; "
                           f"known: {sorted(cfg.datasets)}")
+    from vaebench import io
+    from vaebench.data.base import PREPARED_FILES
+    io.check_replaceable(out_dir, PREPARED_FILES)
     meta = get_dataset(name).prepare(cfg.datasets[name], Path(raw_dir), Path(out_dir))
     print(f"prepared {name}: {meta['n_train']} train / {meta['n_test']} test images "
           f"from {meta['source']}")

@@ -28,6 +28,10 @@ class DataError(RuntimeError):
     """A missing, truncated or mis-shaped data file (the message names the file)."""
 
 
+# What a prepared-data folder holds (the stage replaces only such a folder).
+PREPARED_FILES = ("train.npz", "test.npz", "meta.json")
+
+
 def save_prepared(out_dir: Path, *, x_train: np.ndarray, x_test: np.ndarray,
                   factors_train: np.ndarray, factors_test: np.ndarray,
                   meta: dict, binarize_seed: int) -> dict:
@@ -43,7 +47,7 @@ def save_prepared(out_dir: Path, *, x_train: np.ndarray, x_test: np.ndarray,
         x_test_binary = (rng.random(x_test.shape) < x_test / max_value).astype(np.uint8)
     packed = max_value == 1
     pack = (lambda a: np.packbits(a, axis=-1)) if packed else (lambda a: a)
-    with io.atomic_dir(out_dir) as tmp:
+    with io.atomic_dir(out_dir, PREPARED_FILES) as tmp:
         np.savez(tmp / "train.npz", x=pack(x_train), factors=factors_train.astype(np.int64))
         np.savez(tmp / "test.npz", x=pack(x_test), x_binary=np.packbits(x_test_binary, axis=-1),
                  factors=factors_test.astype(np.int64))

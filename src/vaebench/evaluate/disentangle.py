@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from vaebench import io, runs
+from vaebench import io, mirror, runs
 from vaebench.config import Config, ConfigError
 from vaebench.data import get_dataset
 from vaebench.devices import describe, resolve_device
@@ -173,6 +173,9 @@ def draw_traversals(model, data, tcfg, path: Path, title: str) -> dict:
     return info
 
 
+FIGURE_FILES = ("*.png",)   # what the stage writes into its figures folder
+
+
 def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, raw_dir: Path,
                       out_json: Path, figures_dir: Path) -> dict:
     """``disentangle@<name>``: metrics, traversals and attribute vectors for every seed."""
@@ -180,6 +183,7 @@ def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
         raise ConfigError(f"model {name!r} is not in evaluate.disentangle "
                           f"{cfg.evaluate.disentangle}; add it there (params.yaml)")
     section = cfg.section("disentangle")
+    io.check_replaceable(figures_dir, FIGURE_FILES)
     device = resolve_device(section.device or cfg.device, "disentangle.device")
     trained = runs.trained_runs(cfg, name, models_dir)
     module = get_dataset(cfg.models[name].dataset)
@@ -191,7 +195,7 @@ def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
         blas = threadpool_limits(limits=section.blas_threads, user_api="blas")
 
     per_seed, cache, judge = {}, {}, None
-    with blas, io.atomic_dir(figures_dir) as fig_tmp:
+    with blas, io.atomic_dir(figures_dir, FIGURE_FILES) as fig_tmp:
         if section.attributes.items:
             clf, judge = train_judge(images, names, sizes, section.attributes, section.seed,
                                      device)
@@ -222,13 +226,9 @@ def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
             result["time_s"] = {k: t.wall for k, t in timers.items()}
             result["cpu_s"] = {k: t.cpu for k, t in timers.items()}
             per_seed[run.seed] = result
-    artifacts = sorted(Path(figures_dir).glob("*.png"))
     metrics = runs.stage_metrics(name, ckpt, per_seed, profile=cfg.profile,
                                  device=describe(device), representation=section.representation,
                                  image_source=images.source, classifier=judge)
     io.write_json(out_json, metrics)
-    mirror = runs.Mirror("disent")
-    for i, run in enumerate(trained):
-        logged = {**per_seed[run.seed], "classifier": judge or {}}
-        mirror.log(run, logged, artifacts if i == 0 else (), "figures/disentangle")
+    mirror.disentangle(out_json, models_dir, figures_dir)     # after every file is written
     return metrics

@@ -69,14 +69,14 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.distributions import Distribution, kl_divergence
 
-from vaebench import io
+from vaebench import io, mirror
 from vaebench.config import Config, ConfigError, RobustnessConfig
 from vaebench.corruptions import CORRUPTIONS
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.attacks import (code_distance, has_kl, input_differentiable,
                                        latent_objective, output_objective, pgd)
 from vaebench.models.jacobian import jacobian_frobenius
-from vaebench.runs import Mirror, load_run, stage_metrics, trained_runs
+from vaebench.runs import load_run, stage_metrics, trained_runs
 
 
 def normalised_auc(levels, values) -> float:
@@ -357,11 +357,14 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
 
 # --- the stage ------------------------------------------------------------------------
 
+CURVE_FILES = ("*.csv",)   # what the stage writes into its plots folder
+
+
 def write_curves(plots_dir: Path, curves_by_seed: dict[int, dict]) -> list[Path]:
     """One CSV per curve, ``<group>-<metric>.csv``: level, value (mean over seeds), seed<k>."""
     seeds = sorted(curves_by_seed)
     keys = list(curves_by_seed[seeds[0]])
-    with io.atomic_dir(plots_dir) as tmp:
+    with io.atomic_dir(plots_dir, CURVE_FILES) as tmp:
         for group, metric in keys:
             levels = curves_by_seed[seeds[0]][(group, metric)][0]
             cols = [curves_by_seed[s][(group, metric)][1] for s in seeds]
@@ -381,6 +384,7 @@ def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
         raise ConfigError(f"model {name!r} is not in params.yaml models; "
                           f"known: {sorted(cfg.models)}")
     rcfg: RobustnessConfig = cfg.section("robustness")
+    io.check_replaceable(plots_dir, CURVE_FILES)
     device = resolve_device(cfg.stage_device("robustness"), "robustness.device")
     runs = trained_runs(cfg, name, models_dir)
     cache: dict = {}
@@ -391,11 +395,9 @@ def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
         per_seed[run.seed], curves_by_seed[run.seed], info = metrics, extra["curves"], extra["info"]
         print(f"{name} seed {run.seed}: robustness in {metrics['time_s']['total']:.1f} s "
               f"on {describe(device)}")
-    csvs = write_curves(Path(plots_dir), curves_by_seed)
+    write_curves(Path(plots_dir), curves_by_seed)
     out = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=describe(device),
                         n_test=min(rcfg.n_test or len(data.x_test), len(data.x_test)), **info)
     io.write_json(out_json, out)
-    mirror = Mirror("robust")
-    for run in runs:
-        mirror.log(run, per_seed[run.seed], csvs)
+    mirror.robustness(out_json, models_dir, plots_dir)     # after every file is written
     return out

@@ -15,17 +15,18 @@ and its own figures (PNG, with the CSV each curve figure is drawn from) under
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from pathlib import Path
 
 from vaebench import claims, io, tracking
+from vaebench import mirror as mirrors
 from vaebench.config import Config
 from vaebench.report import page, plots, sections, tables
 
 # The CSVs the top-level ``plots:`` of dvc.yaml render; written even when empty.
 PLOT_CSVS = ("training_curves.csv", "loglik_vs_k.csv", "robustness_curves.csv")
+FIGURE_FILES = ("*.png", "*.csv")   # what the stage writes into its own figures folder
 
 
 def draw_figures(cfg: Config, metrics: dict, F: tables.Flat, plots_dir: Path,
@@ -64,13 +65,14 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
     t0 = time.perf_counter()
     metrics_dir, plots_dir, figures_dir = Path(metrics_dir), Path(plots_dir), Path(figures_dir)
     figures_out, out_dir = Path(figures_out), Path(out_dir)
+    io.check_replaceable(figures_out, FIGURE_FILES)
     metrics = tables.load_metrics(metrics_dir, cfg)
     for bad in tables.nonfinite(metrics):   # kept in every table and results.csv, as NaN/inf
         print(f"report: warning: non-finite result {bad}", file=sys.stderr)
     F = tables.flat_all(metrics)
     colours = plots.model_colours(list(cfg.models))
 
-    with io.atomic_dir(figures_out) as tmp:
+    with io.atomic_dir(figures_out, FIGURE_FILES) as tmp:
         drawn = _moved(draw_figures(cfg, metrics, F, plots_dir, colours, tmp), tmp, figures_out)
 
     with io.atomic_path(out_dir / "results.csv") as tmp:
@@ -91,24 +93,10 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
     io.write_text(out_dir / "index.html", page.to_html(doc, colours))
 
     own = sorted(figures_out.glob("*.png"))
-    if mirror:
-        _mirror(cfg, out_dir, own, commit, headline)
+    if mirror:      # after every file is written
+        mirrors.report(out_dir, figures_out, mirrors.report_params(cfg))
     seconds = time.perf_counter() - t0
     print(f"report: {len(metrics.get('train', {}))} trained models, stages "
           f"{list(metrics)}, {len(own)} figures -> {out_dir / 'index.html'} ({seconds:.1f} s)")
     return {"models": sorted(metrics.get("train", {})), "figures": own, "seconds": seconds}
 
-
-def _mirror(cfg: Config, out_dir: Path, figures: list[Path], commit: str, headline: dict) -> None:
-    """Attach the report to a suite-level MLflow run (one per distinct results + commit)."""
-    digest = hashlib.sha256((out_dir / "results.csv").read_bytes() + commit.encode()).hexdigest()
-    with tracking.suite_run("suite", {"profile": cfg.profile}, key=digest) as run:
-        if run is None:
-            return
-        run.log_params({"profile": cfg.profile, "seeds": list(cfg.seeds),
-                        "models": list(cfg.models), "device": cfg.device})
-        run.log_metrics(headline)
-        for name in ("index.html", "report.md", "results.csv", "headline.json", "claims.json"):
-            run.log_artifact(out_dir / name, "report")
-        for path in figures:
-            run.log_artifact(path, "report/figures")

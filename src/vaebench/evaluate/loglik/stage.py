@@ -20,14 +20,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from vaebench import io
+from vaebench import io, mirror
 from vaebench.config import Config, ConfigError, LoglikConfig, check_applicable
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.loglik.estimate import importance_estimates
 from vaebench.evaluate.loglik.gaps import diagonal_start, fit_local_posterior
 from vaebench.evaluate.loglik.posterior import (active_units, kl_per_dimension, kl_to_prior,
                                                 posterior_means)
-from vaebench.runs import Mirror, load_run, stage_metrics, trained_runs
+from vaebench.runs import load_run, stage_metrics, trained_runs
 
 
 def summary(values: Tensor) -> dict:
@@ -180,13 +180,12 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
     lcfg: LoglikConfig = cfg.section("loglik").for_dataset(cfg.models[name].dataset)
     device = resolve_device(lcfg.device or cfg.device, "loglik.device")
     runs = trained_runs(cfg, name, models_dir)
-    per_seed, cache, mirror = {}, {}, Mirror("loglik")
+    per_seed, cache = {}, {}
     for run in runs:
         model, ckpt, data = load_run(run, data_root, device, cache)
         x = data.test_inputs(model.cfg.binarize)[:lcfg.n_test]
         result = evaluate_model(model, x, lcfg, progress)
         per_seed[run.seed] = result
-        mirror.log(run, result)
         print(f"{name} seed {run.seed}: ELBO {result['elbo']['mean']:.2f}, log p_K(x) "
               f"{result['log_p_hat'][f'k{lcfg.ks[-1]}']['mean']:.2f} at K={lcfg.ks[-1]} "
               f"({result['time_s']['total']:.1f} s on {describe(device)})")
@@ -196,4 +195,5 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
     io.write_json(out_json, metrics)
     with io.atomic_path(plots_path) as tmp:
         plot_rows(name, metrics).to_csv(tmp, index=False)
+    mirror.loglik(out_json, models_dir)     # after every file is written
     return metrics
