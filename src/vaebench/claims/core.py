@@ -137,6 +137,10 @@ class Claim:
     statistic: str                                   # what is measured, units
     measure: Callable[[Context], list[Comparison]]
     test: Test
+    # what this project found about the claim where a profile does not reproduce it (the
+    # cause, the evidence, where it is written up); shown beside the verdict, never
+    # changing it
+    finding: str = ""
 
 
 # --- reading the metrics -------------------------------------------------------------------
@@ -265,7 +269,8 @@ def evaluate(claim: Claim, ctx: Context) -> dict:
     """The claim's entry of claims.json: every comparison, and the claim's verdict (any
     comparison not reproduced -> not reproduced; else any not measured -> not measured)."""
     head = {"id": claim.id, "statement": claim.statement, "source": claim.source.text(),
-            "statistic": claim.statistic, "test": claim.test.describe()}
+            "statistic": claim.statistic, "test": claim.test.describe(),
+            **({"finding": claim.finding} if claim.finding else {})}
     try:
         rows = [judge(c, claim.test) for c in claim.measure(ctx)]
     except NotMeasured as err:

@@ -42,9 +42,11 @@ def verdict_table(result: dict) -> pd.DataFrame:
     rows = [{"id": r["id"], "claim": r["statement"], "source": r["source"],
              "models": ", ".join(r.get("models") or []) or "—",
              "statistic ± 95% half-width": f"{r['statistic']} — {statistic(r)}",
-             "verdict": verdict(r)} for r in result.get("claims", [])]
+             "verdict": verdict(r), "what we found": r.get("finding", "")}
+            for r in result.get("claims", [])]
     return pd.DataFrame(rows, columns=["id", "claim", "source", "models",
-                                       "statistic ± 95% half-width", "verdict"])
+                                       "statistic ± 95% half-width", "verdict",
+                                       "what we found"])
 
 
 def comparisons_table(result: dict) -> pd.DataFrame:
