@@ -17,8 +17,10 @@ from vaebench import cli, tracking
 from vaebench.config import ConfigError, load_config
 from vaebench.data import load_prepared
 from vaebench.evaluate.attacks import input_differentiable
-from vaebench.evaluate.robustness import (corruption_curves, displacement, evaluate_model,
-                                          normalised_auc, random_test_subset, reference)
+from vaebench.corruptions import CORRUPTIONS
+from vaebench.evaluate.robustness import (_stream_seed, corruption_curves, displacement,
+                                          evaluate_model, normalised_auc, random_test_subset,
+                                          reference)
 from vaebench.models import build_model, validate_model_config
 from vaebench.train import train_stage
 
@@ -65,15 +67,22 @@ def test_zero_corruption_gives_zero_displacement(family):
         assert torch.equal(per[metric], torch.zeros(40)), metric
     torch.testing.assert_close(per["recon_err"], (ref.recon - x).pow(2).flatten(1).sum(1))
     # the curves: level 0 is the clean point, a positive level moves the codes
-    curves, clean, skipped = corruption_curves(model, x, {k: [0.0, 0.3] for k in
-                                                 ("masking", "gaussian", "salt_pepper")},
-                                      seed=0, batch_size=16)
+    curves, clean, skipped, points = corruption_curves(
+        model, x, {k: [0.0, 0.3] for k in ("masking", "gaussian", "salt_pepper")},
+        seed=0, batch_size=16)
     for kind in ("masking", "gaussian", "salt_pepper"):
         assert {m for k, m in curves if k == kind} == expected
         for metric in expected - {"recon_err"}:
             level0, level1 = curves[(kind, metric)]
             assert level0 == 0.0 and level1 != 0.0
         assert curves[(kind, "recon_err")][0] == pytest.approx(clean["recon_err_clean"])
+        # per-point errors of the positive level: 40 of them, their mean is the curve's
+        assert list(points[kind]) == ["0.3"] and len(points[kind]["0.3"]) == 40
+        assert np.mean(points[kind]["0.3"]) == pytest.approx(curves[(kind, "recon_err")][1],
+                                                             rel=1e-4)
+    assert np.mean(points["clean"]) == pytest.approx(clean["recon_err_clean"], rel=1e-4)
+    assert clean["recon_err_clean_stderr"] == pytest.approx(
+        np.std(points["clean"], ddof=1) / np.sqrt(40), rel=1e-4)
     assert ("elbo_clean" in clean) == (family == "vae") and skipped == {}
 
 
@@ -87,7 +96,7 @@ def test_kl_displacement_equals_the_closed_form_gaussian_kl():
         lin.bias.copy_(torch.tensor([0.3, -0.2, 0.1, -0.4]))
     model.encoder = nn.Sequential(nn.Flatten(), lin)
     x = torch.bernoulli(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(2)))
-    curves, _, _ = corruption_curves(model, x, {"masking": [0.0, 1.0]}, seed=0, batch_size=4)
+    curves, _, _, _ = corruption_curves(model, x, {"masking": [0.0, 1.0]}, seed=0, batch_size=4)
 
     W, b = lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()
     h = x.flatten(1).double().numpy() @ W.T + b                      # (B, 4): mu, logvar of q(z|x)
@@ -98,6 +107,35 @@ def test_kl_displacement_equals_the_closed_form_gaussian_kl():
     assert curves[("masking", "kl")][1] == pytest.approx(kl.mean(), rel=1e-5)
     code = np.linalg.norm(m1 - m0, axis=1) / np.linalg.norm(m0, axis=1)
     assert curves[("masking", "code_dist")][1] == pytest.approx(code.mean(), rel=1e-5)
+
+
+def test_per_point_errors_pair_up_across_models(tiny_data, tiny_params):
+    """Every model of a dataset is scored on the same test points, in the same order,
+    under the same corruption draws: two models' stored per-point errors equal the
+    errors recomputed on that one subset (what the claims' paired SEs rely on)."""
+    rcfg = load_config(tiny_params()).section("robustness")
+    data = load_prepared(tiny_data / "mnist")
+    x, _ = random_test_subset(data, rcfg.n_test, True, rcfg.seed)
+    assert len(x) == rcfg.n_test <= rcfg.batch_size                   # one batch: one draw stream
+    kind, level = "masking", rcfg.corruptions["masking"][-1]
+    gen = torch.Generator().manual_seed(_stream_seed(rcfg.seed, kind))
+    x_tilde = CORRUPTIONS[kind](x, level, gen)
+    stored = {}
+    for family in ("ae", "vae"):
+        model = _model(family, seed=len(family))
+        _, extra = evaluate_model(model, data, rcfg)
+        points = extra["points"]
+        with torch.no_grad():
+            expected = {"clean": x, kind: x_tilde}
+            for key, inputs in expected.items():
+                err = (model.decode(model.represent(inputs)).mean - x).pow(2).flatten(1).sum(1)
+                got = points["clean"] if key == "clean" else points[kind][f"{level:g}"]
+                np.testing.assert_allclose(got, err.numpy(), rtol=1e-4)   # 5 significant digits
+        assert set(points) == {"clean", *rcfg.corruptions}
+        assert all(list(points[k]) == [f"{v:g}" for v in rcfg.corruptions[k][1:]]
+                   for k in rcfg.corruptions)
+        stored[family] = points
+    assert stored["ae"]["clean"] != stored["vae"]["clean"]            # different models, same x
 
 
 @pytest.fixture
@@ -171,6 +209,9 @@ def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_par
                 assert float(rows[0]["value"]) == 0.0
         assert {p.name for p in plots.glob("*.csv")} == {f"{g}-{m}.csv" for g, m in curves}
         assert result["jacobian_frob"] > 0
+        points = result["seeds"]["0"]["recon_err_points"]      # per seed only, not averaged
+        assert "recon_err_points" not in result and len(points["clean"]) == result["n_test"]
+        assert np.mean(points["clean"]) == pytest.approx(result["recon_err_clean"], rel=1e-4)
         assert result["jacobian_frob_sq"] >= result["jacobian_frob"] ** 2 * (1 - 1e-6)
         assert 0 <= result["probe_acc_clean"] <= 1
         assert result["latent_divergence"] == ("kl" if name == "mnist_vae" else "code_dist")

@@ -14,7 +14,7 @@ import yaml
 
 from vaebench.claims import CLAIMS, Context, alternatives, evaluate_claims
 from vaebench.claims.core import (NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Above, AtLeast,
-                                  Estimate, Within, interval)
+                                  Estimate, Within, interval, paired_relative_gain)
 from vaebench.config import load_config
 from vaebench.report.stage import report_stage
 
@@ -144,24 +144,30 @@ def beta_vae_mig(case):
                             for n, vals in zip(("dsprites_beta_vae", "dsprites_vae"), migs)}}
 
 
-def dae_denoises(case):
-    errs = {R: ([8.0, 8.2], [10.0, 10.1]), NR: ([12.0, 12.1], [10.0, 10.1]),
-            NM: ([8.0, 8.2], [10.0, 10.1])}[case]
-    level = 0.5 if case == NM else 0.25      # NM: the DAE's level is not on the curve
+DAE_PAIRS = [("mnist_dae", "mnist_ae"), ("dsprites_dae", "dsprites_ae")]
 
-    pairs = [("mnist_dae", "mnist_ae"), ("dsprites_dae", "dsprites_ae")]
 
+def _masking_curves(errs: dict[str, list[float]], level: float):
+    """A plots writer: ``masking-recon_err.csv`` of each model, its errors per seed at level."""
     def plots(root: Path):
-        for name, vals in [(n, v) for pair in pairs for n, v in zip(pair, errs)]:
+        for name, vals in errs.items():
             folder = root / "robustness" / name
             folder.mkdir(parents=True, exist_ok=True)
             with open(folder / "masking-recon_err.csv", "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["level", "value", "seed0", "seed1"])
-                w.writerow([0.0, 1.0, 1.0, 1.0])
+                w.writerow(["level", "value", *[f"seed{s}" for s in range(len(vals))]])
+                w.writerow([0.0, 1.0, *[1.0] * len(vals)])
                 w.writerow([level, float(np.mean(vals)), *vals])
-    metrics = {"robustness": {n: _file(n, [{}, {}]) for pair in pairs for n in pair}}
-    return metrics, plots
+    return plots
+
+
+def dae_denoises(case):
+    errs = {R: ([8.0, 8.2], [10.0, 10.1]), NR: ([12.0, 12.1], [10.0, 10.1]),
+            NM: ([8.0, 8.2], [10.0, 10.1])}[case]
+    level = 0.5 if case == NM else 0.25      # NM: the DAE's level is not on the curve
+    metrics = {"robustness": {n: _file(n, [{}, {}]) for pair in DAE_PAIRS for n in pair}}
+    return metrics, _masking_curves({n: v for pair in DAE_PAIRS for n, v in zip(pair, errs)},
+                                    level)
 
 
 def cae_contracts(case):
@@ -207,6 +213,83 @@ SCENARIOS = {f.__name__: f for f in (
     ppca_is_exact, gaps_non_negative, score_function_variance, beta_vae_betavae_score,
     beta_vae_mig, dae_denoises, cae_contracts, sparse_fewer_active, vqvae_reconstructs,
     tdvae_beats_copy)}
+
+
+# --- one seed: the reconstruction claims decided by the paired SE over test points --------
+
+def _paired_errors(gain: float, n: int = 300, seed: int = 0) -> tuple[list, list]:
+    """(model, reference) errors on n shared points: the points differ a lot in how hard
+    they are (shared by both models), the model lowers each error by ``gain`` up to
+    10% noise of its own. Rounded as the robustness stage stores them."""
+    rng = np.random.default_rng(seed)
+    ref = rng.gamma(2.0, 10.0, n)
+    model = ref * (1 - gain) * rng.lognormal(0.0, 0.1, n)
+    return [float(f"{v:.5g}") for v in model], [float(f"{v:.5g}") for v in ref]
+
+
+def dae_one_seed(case):
+    """One seed; R / NR: the files hold the per-point errors at masking 0.25; NM: they do
+    not (files written before them)."""
+    gain = {R: 0.3, NR: -0.2, NM: 0.3}[case]
+    metrics, errs = {"robustness": {}}, {}
+    for dae, ae in DAE_PAIRS:
+        for name, pts in zip((dae, ae), _paired_errors(gain)):
+            seed = {} if case == NM else {"recon_err_points": {"clean": pts[:5],
+                                                                "masking": {"0.25": pts}}}
+            metrics["robustness"][name] = _file(name, [seed])
+            errs[name] = [float(np.mean(pts))]
+    return metrics, _masking_curves(errs, 0.25)
+
+
+def vqvae_one_seed(case):
+    gain = {R: 0.3, NR: -0.2, NM: 0.3}[case]
+    files = {}
+    for name, pts in zip(("mnist_vqvae", "mnist_vae"), _paired_errors(gain)):
+        seed = {"recon_err_clean": float(np.mean(pts))}
+        if case != NM:
+            seed["recon_err_points"] = {"clean": pts}
+        files[name] = _file(name, [seed])
+    return {"robustness": files}
+
+
+@pytest.mark.parametrize("case", [R, NR, NM])
+@pytest.mark.parametrize("claim_id,scenario", [("dae_denoises", dae_one_seed),
+                                               ("vqvae_reconstructs", vqvae_one_seed)])
+def test_one_seed_reconstruction_claims_use_the_paired_se(claim_id, scenario, case, configs,
+                                                          tmp_path):
+    built = scenario(case)
+    metrics, plots = built if isinstance(built, tuple) else (built, None)
+    if plots:
+        plots(tmp_path)
+    ctx = Context(configs["small"], metrics, tmp_path)
+    (row,) = evaluate_claims(ctx, [c for c in CLAIMS if c.id == claim_id])["claims"]
+    assert row["verdict"] == case, row
+    if case == NM:   # no points: today's behaviour, the value without an interval
+        assert row["half_width"] is None and "no standard error" in row["reason"]
+        return
+    assert "paired over 300 test points" in row["method"]
+    # pairing: far narrower than the two means' independent SEs would give
+    a, b = _paired_errors({R: 0.3, NR: -0.2}[case])
+    se_a, se_b = (np.std(v, ddof=1) / np.sqrt(len(v)) for v in (a, b))
+    independent = 1.96 * np.mean(a) / np.mean(b) * np.hypot(se_a / np.mean(a), se_b / np.mean(b))
+    assert row["half_width"] < independent / 3
+
+
+def test_paired_relative_gain_by_hand_and_against_the_bootstrap():
+    # a = [1, 2, 3], b = [2, 2, 4]: R = 2 / (8/3) = 0.75, residuals a - R b = -0.5, 0.5, 0,
+    # sample variance 0.25, SE = sqrt(0.25 / 3) / (8/3)
+    est = paired_relative_gain([1.0, 2.0, 3.0], [2.0, 2.0, 4.0])
+    assert est.value == pytest.approx(0.25)
+    assert est.se == pytest.approx(np.sqrt(0.25 / 3) / (8 / 3))
+    # the delta method against the bootstrap over points of 1 - mean(a*) / mean(b*)
+    a, b = map(np.asarray, _paired_errors(0.2, n=400, seed=1))
+    est = paired_relative_gain(list(a), list(b))
+    idx = np.random.default_rng(2).integers(0, len(a), (4000, len(a)))
+    boot = 1 - a[idx].mean(1) / b[idx].mean(1)
+    assert est.value == pytest.approx(1 - a.mean() / b.mean())
+    assert est.se == pytest.approx(boot.std(ddof=1), rel=0.1)
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_relative_gain([1.0, 2.0], [1.0, 2.0, 3.0])
 
 
 def test_every_claim_has_a_scenario_and_a_source():

@@ -246,6 +246,23 @@ def interval(per_seed: dict[str, Estimate]) -> tuple[float, float | None, str]:
     return e.value, None, "one seed, no standard error recorded"
 
 
+def paired_relative_gain(a: list[float], b: list[float]) -> Estimate:
+    """1 − mean(a) / mean(b) on paired points (a_i, b_i), e.g. two models' errors on the
+    same test inputs, with its delta-method SE. Linearising R = ā / b̄ about the true
+    ratio, R̂ − R ≈ mean(a_i − R b_i) / b̄, so Var(R̂) ≈ Var(a_i − R b_i) / (n b̄²);
+    1 − R̂ has the same SE. Pairing removes what the points share (hard inputs are hard
+    for both models) from the noise."""
+    n = len(a)
+    if n != len(b) or n < 2:
+        raise ValueError(f"paired points need two equal lengths >= 2, got {n} and {len(b)}")
+    mean_a, mean_b = sum(a) / n, sum(b) / n
+    ratio = mean_a / mean_b
+    resid = [x - ratio * y for x, y in zip(a, b)]        # mean exactly 0 at R = ā / b̄
+    var = sum(d * d for d in resid) / (n - 1)
+    return Estimate(1 - ratio, math.sqrt(var / n) / abs(mean_b),
+                    f"delta method, paired over {n} test points")
+
+
 def judge(c: Comparison, test: Test) -> dict:
     """One comparison's row: value, interval, verdict, reason."""
     row = {"label": c.label, "models": list(c.models)}

@@ -9,7 +9,7 @@ import pandas as pd
 
 from vaebench.claims.core import (Above, Claim, Comparison, Context, Estimate, NotMeasured,
                                   Source, absent, compare, family, get, need, no_reference,
-                                  reference)
+                                  paired_relative_gain, reference)
 
 HIGGINS = ("Higgins et al. 2017, \"beta-VAE: Learning Basic Visual Concepts with a "
            "Constrained Variational Framework\", ICLR")
@@ -38,11 +38,19 @@ def _each(ctx: Context, families: tuple[str, ...], ref_family: str, what: str, s
     return out
 
 
-def _relative_gain(path: str):
-    """1 − value(model) / value(ref): the fraction by which the model lowers an error."""
-    def make(m, ref):
-        return lambda a, b: Estimate(1 - need(a, path, m) / need(b, path, ref))
-    return make
+def _recon_gain(a_points, b_points, a_value: float, b_value: float) -> Estimate:
+    """1 − err(model) / err(ref): the fraction by which the model lowers the error; with
+    the paired SE where both robustness files hold the per-point errors (the same test
+    points and corruption draws for every model), else without an SE (older files)."""
+    if a_points and b_points and len(a_points) == len(b_points) > 1:
+        return paired_relative_gain(a_points, b_points)
+    return Estimate(1 - a_value / b_value)
+
+
+def _level_points(seed: dict, corruption: str, level: float) -> list[float] | None:
+    """The per-point errors of one robustness seed at ``corruption`` and ``level``."""
+    by_level = get(seed, f"recon_err_points.{corruption}") or {}
+    return next((v for k, v in by_level.items() if abs(float(k) - level) < 1e-9), None)
 
 
 # --- beta-VAE -------------------------------------------------------------------------------
@@ -126,7 +134,10 @@ def dae_own_corruption(ctx: Context) -> list[Comparison]:
             out.append(Comparison(label, (m, ref), missing=str(err.args[0])))
             continue
         seeds = sorted(set(a) & set(b), key=int)
-        out.append(Comparison(label, (m, ref), {s: Estimate(1 - a[s] / b[s]) for s in seeds},
+        files = [ctx.metrics["robustness"][x].get("seeds") or {} for x in (m, ref)]
+        per_seed = {s: _recon_gain(*(_level_points(f.get(s) or {}, mcfg.corruption, mcfg.level)
+                                     for f in files), a[s], b[s]) for s in seeds}
+        out.append(Comparison(label, (m, ref), per_seed,
                               missing=None if seeds else f"{m} and {ref} share no seed"))
     return out
 
@@ -165,7 +176,13 @@ def sparse_active(ctx: Context) -> list[Comparison]:
 
 
 def vqvae_recon(ctx: Context) -> list[Comparison]:
-    return _each(ctx, ("vqvae",), "vae", "VQ-VAE", "robustness", _relative_gain("recon_err_clean"))
+    key = "recon_err_clean"
+
+    def make(m, ref):
+        return lambda a, b: _recon_gain(get(a, "recon_err_points.clean"),
+                                        get(b, "recon_err_points.clean"),
+                                        need(a, key, m), need(b, key, ref))
+    return _each(ctx, ("vqvae",), "vae", "VQ-VAE", "robustness", make)
 
 
 def tdvae_copy(ctx: Context) -> list[Comparison]:

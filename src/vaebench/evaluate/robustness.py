@@ -10,13 +10,21 @@ way; what differs is decided by the objects, not by family names.
 **Corruptions.** For each process of :data:`vaebench.corruptions.CORRUPTIONS`
 and each level (0 first, so every curve starts at the clean point), on a seeded
 random subset of ``n_test`` test inputs x (the prepared test sets are ordered by
-factor or label, so a leading slice would be biased; the subset is the same for
-every model) with corrupted copies x~ (the same random draws at every level of
-one process, so the curves are smooth in the level):
+factor or label, so a leading slice would be biased) with corrupted copies x~ (the
+same random draws at every level of one process, so the curves are smooth in the
+level). The subset and the draws are seeded from ``robustness.seed`` alone and
+depend only on the test set's size, the inputs' shape and the device type: every
+model of a dataset (on the stage's device) sees the same points in the same order and the same corruptions, so two models'
+per-point errors pair up (``recon_err_points``, below):
 
 * ``recon_err``  -- ||x^(x~) - x||^2 summed over pixels, against the CLEAN input,
   x^ = mean of p(x | z = represent(x~)). Squared error, not cross-entropy, so it
-  is defined for every decoder likelihood and matches the output attack;
+  is defined for every decoder likelihood and matches the output attack. Each
+  seed also records the per-point errors, ``recon_err_points`` = {"clean": [...],
+  <corruption>: {<level>: [...]}} (positive levels; level 0 is the clean row), in
+  the subset's order, to 5 significant digits, and ``recon_err_clean_stderr``,
+  the standard error of the clean mean: comparisons of two models get a paired
+  standard error from one seed;
 * ``code_dist``  -- ||r(x~) - r(x)|| / ||r(x)||, r = represent (every model;
   scale-free, so autoencoders with differently scaled codes compare);
 * ``kl``         -- KL(q(z|x~) || q(z|x)) in nats, where torch.distributions has
@@ -88,7 +96,8 @@ def normalised_auc(levels, values) -> float:
 
 
 def _stream_seed(seed: int, *names) -> int:
-    """A stable seed for one named stream of random draws (independent of hash seeds)."""
+    """A stable seed for one named stream of random draws (independent of hash seeds
+    and of the model: every model of a dataset gets the same test subset and corruptions)."""
     return (seed * 1_000_003 + zlib.crc32("/".join(map(str, names)).encode())) % 2**63
 
 
@@ -200,15 +209,18 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
                       probes: dict[str, Pipeline] | None = None,
                       factors: np.ndarray | None = None, factor_names: list[str] = ()
                       ) -> tuple[dict[tuple[str, str], list[float]], dict[str, float],
-                                 dict[str, str]]:
-    """Metric curves over the corruption levels, the clean metrics, skipped processes.
+                                 dict[str, str], dict]:
+    """Metric curves over the corruption levels, the clean metrics, skipped processes,
+    and the per-point reconstruction errors.
 
     Returns ({(corruption, metric): [mean over x per level]}, {<metric>_clean: value},
-    {corruption: why it was skipped}). A level that leaves every input unchanged
-    (level 0) takes the clean row: zero displacement, the clean reconstruction
-    error and probe accuracy. A process whose corrupted inputs the model rejects
-    with a ValueError (e.g. non-binary pixels where inference evaluates a
-    Bernoulli likelihood of its input) is skipped and reported, not fatal.
+    {corruption: why it was skipped}, {"clean": [recon_err per x], corruption: {level:
+    [recon_err per x]}} (positive levels of the processes not skipped; x in order)).
+    A level that leaves every input unchanged (level 0) takes the clean row: zero
+    displacement, the clean reconstruction error and probe accuracy. A process whose
+    corrupted inputs the model rejects with a ValueError (e.g. non-binary pixels where
+    inference evaluates a Bernoulli likelihood of its input) is skipped and reported,
+    not fatal.
     """
     refs = [reference(model, xb, seed + b, elbo_samples)
             for b, xb in enumerate(x.split(batch_size))]
@@ -230,16 +242,22 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
             out["delta_elbo"] = zeros
         return out
 
-    clean_row = summary([clean(ref) for ref in refs], [ref.r for ref in refs])
+    clean_per = [clean(ref) for ref in refs]
+    clean_row = summary(clean_per, [ref.r for ref in refs])
     clean_metrics = {f"{k}_clean": v for k, v in clean_row.items()
                      if k == "recon_err" or k.startswith("probe_acc")}
+    clean_points = recon_points(clean_per)
+    if len(x) > 1:
+        clean_metrics["recon_err_clean_stderr"] = float(np.std(clean_points, ddof=1)
+                                                        / np.sqrt(len(x)))
+    points: dict = {"clean": clean_points}
     if refs[0].elbo is not None:
         clean_metrics["elbo_clean"] = float(sum(float(r.elbo.sum()) for r in refs)) / len(x)
 
     curves: dict[tuple[str, str], list[float]] = {}
     skipped: dict[str, str] = {}
     for kind, levels in corruptions.items():
-        corrupt, rows = CORRUPTIONS[kind], []
+        corrupt, rows, level_points = CORRUPTIONS[kind], [], {}
         for level in levels:
             # the same draws at every level of one process: nested masks, scaled noise
             gen = torch.Generator(device=x.device).manual_seed(_stream_seed(seed, kind))
@@ -256,11 +274,20 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
                       f"({skipped[kind]})", file=sys.stderr)
                 break
             rows.append(summary(list(per), list(codes)))
+            level_points[f"{level:g}"] = recon_points(per)
         if kind not in skipped:
             for row in rows:
                 for metric, value in row.items():
                     curves.setdefault((kind, metric), []).append(value)
-    return curves, clean_metrics, skipped
+            points[kind] = level_points
+    return curves, clean_metrics, skipped, points
+
+
+def recon_points(per_batch) -> list[float]:
+    """The per-point ``recon_err`` of a level, in order, to 5 significant digits (enough
+    for a standard error; it keeps the metrics file small)."""
+    errs = torch.cat([p["recon_err"] for p in per_batch]).cpu().tolist()
+    return [float(f"{e:.5g}") for e in errs]
 
 
 # --- attacks --------------------------------------------------------------------------
@@ -317,7 +344,7 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     seconds["probe_fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    curves, clean, skipped = corruption_curves(
+    curves, clean, skipped, points = corruption_curves(
         model, x, rcfg.corruptions, seed=rcfg.seed, batch_size=rcfg.batch_size,
         elbo_samples=rcfg.elbo_samples, probes=probes, factors=factors, factor_names=names)
     levels = {key: rcfg.corruptions[key[0]] for key in curves}
@@ -352,7 +379,8 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     info = {"latent_divergence": divergence, "variational": is_variational(model),
             "encoder_differentiable": differentiable, "skipped_corruptions": skipped,
             "probed_factors": sorted(probes)}
-    return metrics, {"curves": {k: (levels[k], v) for k, v in curves.items()}, "info": info}
+    return metrics, {"curves": {k: (levels[k], v) for k, v in curves.items()}, "info": info,
+                     "points": points}
 
 
 # --- the stage ------------------------------------------------------------------------
@@ -388,16 +416,19 @@ def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
     device = resolve_device(cfg.stage_device("robustness"), "robustness.device")
     runs = trained_runs(cfg, name, models_dir)
     cache: dict = {}
-    per_seed, curves_by_seed, info = {}, {}, {}
+    per_seed, curves_by_seed, points, info = {}, {}, {}, {}
     for run in runs:
         model, ckpt, data = load_run(run, data_root, device, cache)
         metrics, extra = evaluate_model(model, data, rcfg)
         per_seed[run.seed], curves_by_seed[run.seed], info = metrics, extra["curves"], extra["info"]
+        points[run.seed] = extra["points"]
         print(f"{name} seed {run.seed}: robustness in {metrics['time_s']['total']:.1f} s "
               f"on {describe(device)}")
     write_curves(Path(plots_dir), curves_by_seed)
     out = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=describe(device),
                         n_test=min(rcfg.n_test or len(data.x_test), len(data.x_test)), **info)
+    for seed, p in points.items():   # per seed only: a mean over seeds of points means nothing
+        out["seeds"][str(seed)]["recon_err_points"] = p
     io.write_json(out_json, out)
     mirror.robustness(out_json, models_dir, plots_dir)     # after every file is written
     return out
