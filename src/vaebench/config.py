@@ -400,7 +400,7 @@ def _validate(schema: type[BaseModel], data: Any, where: str) -> Any:
         raise ConfigError("invalid params.yaml:\n" + "\n".join(lines)) from None
 
 
-def _resolve(raw: dict, profile: str, active: bool = True) -> Config:
+def _resolve(raw: dict, profile: str, active: bool = True, build_models: bool = True) -> Config:
     overlay = raw["profiles"][profile] or {}
     unknown = set(overlay) - {"datasets", *SECTIONS}
     if unknown:
@@ -436,7 +436,8 @@ def _resolve(raw: dict, profile: str, active: bool = True) -> Config:
             raise ConfigError(f"models.{name}.dataset: {cfg.dataset!r} is not in datasets; "
                               f"known: {sorted(datasets)}")
         _check_bernoulli_data(name, cfg)
-        _check_buildable(name, cfg, datasets[cfg.dataset], where)
+        if build_models:
+            _check_buildable(name, cfg, datasets[cfg.dataset], where)
         models[name] = cfg
 
     cfg = _validate(Config, {
@@ -596,8 +597,13 @@ _UniqueKeyLoader.add_implicit_resolver(
     list("-+0123456789"))
 
 
-def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:
-    """Read, validate and resolve ``params.yaml`` for ``profile`` (default: its ``profile``)."""
+def load_config(path: str | Path = "params.yaml", profile: str | None = None,
+                build_models: bool = True) -> Config:
+    """Read, validate and resolve ``params.yaml`` for ``profile`` (default: its ``profile``).
+
+    ``build_models=False`` skips building every model of every profile on the meta device
+    (about 2 CPU s: it imports ``torch._dynamo``); the CLI's stages other than ``check``
+    pass it, since the pipeline runs ``check`` before them whenever params change."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
@@ -623,5 +629,5 @@ def load_config(path: str | Path = "params.yaml", profile: str | None = None) ->
         raise ConfigError(f"profile: {profile!r} is not defined; valid: {sorted(profiles)}")
     for other in profiles:  # catch mistakes in every profile, not only the active one
         if other != profile:
-            _resolve(raw, other, active=False)
-    return _resolve(raw, profile)
+            _resolve(raw, other, active=False, build_models=build_models)
+    return _resolve(raw, profile, build_models=build_models)

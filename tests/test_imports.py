@@ -1,0 +1,60 @@
+"""The CLI imports only what a stage uses: heavy libraries must not creep back into the
+start-up of every ``vaebench`` process (issue 15: fixed cost per stage)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "mlflow", "sklearn", "matplotlib", "pandas", "scipy")
+
+# Runs the CLI in a fresh interpreter, then prints which heavy top-level packages it loaded.
+PROBE = """
+import json, sys
+from vaebench import cli
+try:
+    code = cli.main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted({m.split('.')[0] for m in sys.modules} & set(%r))
+print(json.dumps({"code": code, "heavy": heavy, "dynamo": "torch._dynamo" in sys.modules}))
+""" % (HEAVY,)
+
+
+def _loaded(*argv: str, cwd: Path = ROOT) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_help_imports_nothing_heavy():
+    loaded = _loaded("--help")
+    assert loaded["code"] == 0
+    assert loaded["heavy"] == []
+
+
+@pytest.mark.slow   # builds every model of every profile: ~4 CPU s
+def test_check_imports_torch_only(tmp_path):
+    """``check`` builds every model on the meta device (torch), nothing else heavy."""
+    loaded = _loaded("--params", str(ROOT / "params.yaml"), "check",
+                     "--out", str(tmp_path / "check.json"), cwd=tmp_path)
+    assert loaded["code"] == 0
+    assert loaded["heavy"] == ["torch"]
+    assert json.loads((tmp_path / "check.json").read_text()) == {"valid": True}
+
+
+def test_stages_skip_the_meta_build_and_its_dynamo_import(tmp_path):
+    """A stage other than ``check`` does not rebuild every model (that imports
+    ``torch._dynamo``, ~2 CPU s); an error still exits 2 after loading the config."""
+    loaded = _loaded("--params", str(ROOT / "params.yaml"), "prepare", "no_such_dataset",
+                     "--raw", str(tmp_path), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert loaded["code"] == 2
+    assert not loaded["dynamo"]
+    assert "mlflow" not in loaded["heavy"] and "sklearn" not in loaded["heavy"]
