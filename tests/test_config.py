@@ -149,3 +149,14 @@ def test_evaluations_apply_by_class_capability(raw_params, write_params):
     with pytest.raises(ConfigError, match=r"evaluate\.robustness: model 'odd_name' \(family "
                                           r"'tdvae'\) has no amortised encoder"):
         load_config(write_params(raw_params))
+
+
+def test_model_build_check_leaves_the_global_generator_alone(raw_params, write_params):
+    """load_config builds every model on the CPU (initialising weights): the draws must
+    not move the global generator a stage seeds and trains with afterwards."""
+    import torch
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load_config(write_params(raw_params))
+    assert torch.equal(torch.rand(3), expected)

@@ -152,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from vaebench.config import load_config
     errors = _errors()
     try:
-        # every model is built once, by `check` (before the stages, in dvc.yaml)
-        cfg = load_config(args.params, build_models=args.stage == "check")
+        cfg = load_config(args.params)
         args.func(args, cfg)
     except errors as err:
         print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)
