@@ -17,7 +17,9 @@ time on a shared machine; read those. ``compute`` includes whatever the stage
 imports lazily on first use (e.g. ``torch._dynamo`` by the first Adam); the
 ``dynamo`` column says whether it was imported.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/stage_overhead.py [--keep DIR]
+Usage: OMP_NUM_THREADS=1 python benchmarks/stage_overhead.py [--keep DIR] [--src DIR]
+(``--src``: another checkout's ``src`` folder, e.g. ``git archive <rev> src | tar -x``,
+to compare a revision before and after; default: this checkout's.)
 """
 from __future__ import annotations
 
@@ -145,9 +147,9 @@ def make_project(tmp: Path) -> None:
     (tmp / ".dvc").mkdir()      # the project root for the MLflow store (tmp/mlflow.db)
 
 
-def run_stage(kind: str, tmp: Path) -> dict:
+def run_stage(kind: str, tmp: Path, src: Path) -> dict:
     timings = tmp / f".timings-{kind}.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DVC_ROOT": str(tmp)}
+    env = {**os.environ, "PYTHONPATH": str(src), "DVC_ROOT": str(tmp)}
     env.pop("MLFLOW_TRACKING_URI", None)
     c0, w0 = _children_cpu(), time.time()
     proc = subprocess.run([sys.executable, __file__, "--child", kind, str(timings)], cwd=tmp,
@@ -172,6 +174,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", nargs=2, metavar=("KIND", "TIMINGS"), help=argparse.SUPPRESS)
     ap.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
+    ap.add_argument("--src", type=Path, default=ROOT / "src", help="the vaebench sources to run")
     args = ap.parse_args()
     if args.child:
         return child(args.child[0], Path(args.child[1]))
@@ -181,14 +184,14 @@ def main() -> None:
     rows = []
     try:
         for kind in STAGES:
-            rows.append(run_stage(kind, tmp))
+            rows.append(run_stage(kind, tmp, args.src.resolve()))
             r = rows[-1]
             print(f"{kind}: {r['cpu']:.2f} CPU s, {r['wall']:.2f} s wall", file=sys.stderr)
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; CPU s (wall s in brackets); "
-          f"fixed = total - compute")
+    print(f"{args.src}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; CPU s (wall s "
+          f"in brackets); fixed = total - compute")
     cols = ("total", "import", "compute", "mirror", "exit", "fixed")
     print(f"| stage | {' | '.join(cols)} | dynamo |")
     print("|---" * (len(cols) + 2) + "|")
