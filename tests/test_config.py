@@ -149,3 +149,22 @@ def test_evaluations_apply_by_class_capability(raw_params, write_params):
     with pytest.raises(ConfigError, match=r"evaluate\.robustness: model 'odd_name' \(family "
                                           r"'tdvae'\) has no amortised encoder"):
         load_config(write_params(raw_params))
+
+
+
+def test_model_build_check_draws_nothing_from_the_global_generator(raw_params, write_params,
+                                                                   monkeypatch):
+    """load_config builds every model on the CPU (initialising weights): those draws must
+    not move the global generator (the state after load_config is the same with and
+    without the builds)."""
+    import torch
+
+    from vaebench import config
+    path = write_params(raw_params)
+    torch.manual_seed(0)
+    load_config(path)
+    with_builds = torch.rand(3)
+    monkeypatch.setattr(config, "_check_buildable", lambda *args: None)
+    torch.manual_seed(0)
+    load_config(path)
+    assert torch.equal(torch.rand(3), with_builds)
