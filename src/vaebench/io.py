@@ -79,7 +79,14 @@ def atomic_dir(path: str | os.PathLike, own: tuple[str, ...]) -> Iterator[Path]:
 
 
 def _umask() -> int:
-    """The process umask (read by setting it: there is no other portable way)."""
+    """The process umask: read from /proc on Linux; elsewhere by setting and restoring
+    it (which would briefly loosen the mode of a file another thread creates meanwhile)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
