@@ -32,8 +32,8 @@ Newton gains on binned codes, a different quantity), so it is not used.
 from __future__ import annotations
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.utils.parallel import Parallel, delayed  # joblib's, carrying sklearn's config
 
 from ._common import (
     check_factor_sizes, check_positive_int, check_rng, check_split, sample_codes, seed_from,
