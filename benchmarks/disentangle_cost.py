@@ -6,9 +6,8 @@ sizes (3, 6, 40, 32, 32): a fixed random linear map of the factor indices to D=1
 dimensions plus Gaussian noise. The time spent inside ``codes_fn`` (the encoder's
 share in the real stage; here a matrix product) is measured separately, so the
 "core" columns are the metric itself (sampling factors plus its classifiers).
-CPU seconds count every thread of this process (worker processes are not
-counted; DCI's parallel fits use threads), so CPU > wall means more than one core
-was busy.
+CPU seconds count every thread of this process (DCI's fits run in threads, one
+per available core), so CPU > wall means more than one core was busy.
 
 With --conv64-encoder the CPU seconds per image of a conv64 VAE's ``represent``
 (1 torch thread, batches of 1000 random 64x64 images) are measured too, and each
@@ -16,7 +15,7 @@ metric's encoder cost in the real stage is projected as rows x that (rendering
 the images not counted).
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/disentangle_cost.py [--metrics dci sap]
-       [--dci-n-jobs 2] [--conv64-encoder]
+       [--conv64-encoder]
 """
 from __future__ import annotations
 
@@ -76,8 +75,6 @@ def conv64_seconds_per_image(n: int = 2000, batch: int = 1000) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--metrics", nargs="+", choices=sorted(METRICS), default=list(METRICS))
-    ap.add_argument("--dci-n-jobs", type=int, default=None,
-                    help="DCI's parallel per-factor fits (default: the metric's default)")
     ap.add_argument("--conv64-encoder", action="store_true",
                     help="also project each metric's encoder cost with a conv64 VAE")
     args = ap.parse_args()
@@ -91,8 +88,6 @@ def main() -> None:
     print(header)
     for name in args.metrics:
         params = dict(protocol[name])
-        if name == "dci" and args.dci_n_jobs is not None:
-            params["n_jobs"] = args.dci_n_jobs
         codes_fn = TimedCodes()
         with threadpool_limits(limits=1, user_api="blas"):
             wall, cpu = time.perf_counter(), time.process_time()
