@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 import pytest
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
@@ -278,6 +279,56 @@ def test_disentanglement_completeness_hand_examples():
     h2 = -(18 / 19 * np.log2(18 / 19) + 1 / 19 * np.log2(1 / 19))
     expected = (0.9, ((1 - h2) + 1.0) / 2)
     assert disentanglement_completeness(np.array([[0.9, 0.0], [0.05, 0.05]])) == pytest.approx(expected)
+
+
+def dci_reference_case(kind: str, n_train: int = 300, n_test: int = 150, seed: int = 0):
+    """Codes of DCI_SIZES factors: a perfect code, the same code rotated (every
+    dimension mixes two factors), or the perfect code plus two pure-noise dims."""
+    gen = np.random.default_rng(seed)
+    f_train = uniform_factors(DCI_SIZES, n_train, gen)
+    f_test = uniform_factors(DCI_SIZES, n_test, gen)
+    c, s = np.cos(0.6), np.sin(0.6)
+    rotation = np.kron(np.eye(2), np.array([[c, -s], [s, c]]))  # two 2-D rotations
+    maps = {
+        "perfect": lambda f: f.astype(float),
+        "rotated": lambda f: f @ rotation,
+        "noise_dims": lambda f: np.hstack([f, gen.normal(size=(len(f), 2))]),
+    }
+    return maps[kind](f_train), f_train, maps[kind](f_test), f_test
+
+
+def serial_dci(codes_train, factors_train, codes_test, factors_test, random_state, n_estimators):
+    """The reference definition as a plain loop: one classifier per factor, in order."""
+    importance, acc_train, acc_test = [], [], []
+    for j in range(factors_train.shape[1]):
+        model = GradientBoostingClassifier(n_estimators=n_estimators, random_state=random_state)
+        model.fit(codes_train, factors_train[:, j])
+        importance.append(np.abs(model.feature_importances_))
+        acc_train.append(model.score(codes_train, factors_train[:, j]))
+        acc_test.append(model.score(codes_test, factors_test[:, j]))
+    d, c = disentanglement_completeness(np.array(importance).T)
+    return {"disentanglement": d, "completeness": c,
+            "informativeness_train": float(np.mean(acc_train)),
+            "informativeness_test": float(np.mean(acc_test))}
+
+
+@pytest.mark.parametrize("kind", ["perfect", "rotated", "noise_dims"])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_dci_threaded_fits_equal_the_serial_reference(kind, n_jobs):
+    # Each factor's fit is the same estimator with the same seed whichever
+    # thread runs it, so the scores equal a serial loop's exactly (tolerance 0).
+    arrays = dci_reference_case(kind)
+    expected = serial_dci(*arrays, random_state=3, n_estimators=10)
+    assert dci.dci_from_arrays(*arrays, random_state=3, n_estimators=10, n_jobs=n_jobs) == expected
+    if kind == "rotated":  # the rotation mixes factors: below a perfect code
+        perfect = dci.dci_from_arrays(*dci_reference_case("perfect"), n_estimators=10)
+        assert expected["disentanglement"] < perfect["disentanglement"]
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True])
+def test_dci_rejects_bad_n_jobs(n_jobs):
+    with pytest.raises(ValueError, match="n_jobs"):
+        dci.dci_from_arrays(*dci_reference_case("perfect", 20, 10), n_jobs=n_jobs)
 
 
 # ----------------------------------------------------------------------- SAP
