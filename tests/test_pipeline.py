@@ -79,8 +79,17 @@ def test_report_reads_every_stage_and_is_self_contained(repo):
     params = _params(repo)
     reports = repo / "reports"
     page = _pagecheck().check_html(reports / "index.html")
-    assert page.sections == ["suite", "training", "likelihood", "disentanglement",
+    assert page.sections == ["claims", "suite", "training", "likelihood", "disentanglement",
                              "robustness", "samples", "reproduce"]
+    # every declared claim has a verdict in claims.json, and the page states the same counts
+    from vaebench.claims import CLAIMS, VERDICTS
+    verdicts = json.loads((reports / "claims.json").read_text())
+    assert [c["id"] for c in verdicts["claims"]] == [c.id for c in CLAIMS]
+    assert all(c["verdict"] in VERDICTS for c in verdicts["claims"])
+    counts = verdicts["summary"]
+    assert sum(counts.values()) == len(CLAIMS)
+    assert (f"{counts['reproduced']} reproduced, {counts['not_reproduced']} not reproduced, "
+            f"{counts['not_measured']} not measured") in "".join(page.text)
     images, _ = _pagecheck().check_markdown(reports / "report.md")
     assert len(images) == len(page.images) > 0
     results = pd.read_csv(reports / "results.csv", dtype={"seed": str})
