@@ -80,7 +80,7 @@ def diagonal_gaussian(params: torch.Tensor) -> Independent:
 
 
 class Model(nn.Module):
-    """Common interface (DESIGN.md, Models). Subclasses set ``Config``."""
+    """Common interface of every variant (docs/model_contract.md). Subclasses set ``Config``."""
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     # has a decoder likelihood and a prior, so log p(x) can be estimated
