@@ -2,8 +2,10 @@
 
 A variant is one file: its config (a pydantic model next to the class) and a
 subclass of :class:`Model` that overrides only what differs. The training loop
-only calls ``loss``; the evaluations only call ``encode`` / ``decode`` /
-``prior`` / ``represent``.
+calls ``loss`` and the hooks below (``optim_groups``, ``groups_to_step``,
+``before_fit``, ``after_fit``) and reads the class flags; the evaluations call
+``encode`` / ``decode`` / ``prior`` / ``represent`` and the optional capabilities.
+docs/model_contract.md lists every member and who uses it.
 """
 from __future__ import annotations
 
