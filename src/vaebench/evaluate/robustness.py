@@ -319,7 +319,8 @@ def attack_curves(model, x: torch.Tensor, eps: dict[str, list[float]], *, steps:
 def random_test_subset(data, n: int | None, binarize: bool, seed: int):
     """A seeded random subset of n test inputs, in random order, and their factors.
 
-    Random, not the first n: the prepared test sets are sorted by factor or label.
+    ``prepare`` already stores test rows in a seeded random order; drawing again from
+    ``robustness.seed`` makes the subset this stage's own, independent of that order.
     """
     gen = torch.Generator(device=data.device).manual_seed(_stream_seed(seed, "test"))
     idx = torch.randperm(len(data.x_test), generator=gen, device=data.device)[:n]
