@@ -9,6 +9,7 @@ from typing import Any
 
 from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
+from vaebench.models.beta_tc_vae import BetaTCVAE
 from vaebench.models.beta_vae import BetaVAE
 from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
@@ -31,6 +32,7 @@ MODELS: dict[str, type[Model]] = {
     "cae": CAE,
     "vae": VAE,
     "beta_vae": BetaVAE,
+    "beta_tc_vae": BetaTCVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,
     "linear_vae": LinearVAE,
