@@ -11,6 +11,7 @@ from vaebench.models.ae import AE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_tc_vae import BetaTCVAE
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.dip_vae import DIPVAE
 from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
@@ -33,6 +34,7 @@ MODELS: dict[str, type[Model]] = {
     "vae": VAE,
     "beta_vae": BetaVAE,
     "beta_tc_vae": BetaTCVAE,
+    "dip_vae": DIPVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,
     "linear_vae": LinearVAE,
