@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from vaebench.models.ae import AE
+from vaebench.models.annealed_vae import AnnealedVAE
 from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_tc_vae import BetaTCVAE
 from vaebench.models.beta_vae import BetaVAE
@@ -35,6 +36,7 @@ MODELS: dict[str, type[Model]] = {
     "beta_vae": BetaVAE,
     "beta_tc_vae": BetaTCVAE,
     "dip_vae": DIPVAE,
+    "annealed_vae": AnnealedVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,
     "linear_vae": LinearVAE,
