@@ -42,8 +42,9 @@ def test_two_by_two_penalty_matches_the_hand_computation():
     I  (lambda_od 2, lambda_d 3): 2 * 2 * 0.5^2 + 3 * (0^2 + 0.75^2) = 1 + 1.6875.
     II adds E[Sigma] = diag(0.5, 0.75): diagonal (1.5, 1.0) -> 1 + 3 * 0.5^2 = 1.75."""
     q = _q([[0.0, 0.0], [2.0, 1.0]], [[0.5, 1.0], [0.5, 0.5]])
-    assert _model(variant="i", lambda_od=2.0, lambda_d=3.0).penalty(q).item() == pytest.approx(2.6875)
-    assert _model(variant="ii", lambda_od=2.0, lambda_d=3.0).penalty(q).item() == pytest.approx(1.75)
+    weights = {"lambda_od": 2.0, "lambda_d": 3.0}
+    assert _model(variant="i", **weights).penalty(q).item() == pytest.approx(2.6875)
+    assert _model(variant="ii", **weights).penalty(q).item() == pytest.approx(1.75)
 
 
 def test_lambda_d_defaults_to_the_papers_ratio_per_variant():

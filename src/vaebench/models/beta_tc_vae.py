@@ -2,14 +2,15 @@
 Autoencoders", arXiv:1802.04942).
 
 The ELBO's KL term, averaged over the data n, splits into three parts
-(the paper's eq. 2), with q(z) = (1/N) sum_n q(z|n) the aggregate posterior:
+(the paper's decomposition), with q(z) = (1/N) sum_n q(z|n) the aggregate posterior:
 
     E_n KL(q(z|n) || p(z)) = I_q(z; n)                       index-code MI
                            + KL(q(z) || prod_d q(z_d))       total correlation (TC)
                            + sum_d KL(q(z_d) || p(z_d))      dimension-wise KL
 
-and the loss weights them alpha, beta, gamma (the paper's dSprites runs: 1, 6, 1;
-disentanglement_lib sweeps beta in 1..10 with alpha = gamma = 1). Per example i with
+and the loss weights them alpha, beta, gamma (defaults 1, 6, 1: only the TC weighted up,
+as in the paper; disentanglement_lib sweeps beta in 1..10 with alpha = gamma = 1,
+Locatello et al. 2019, arXiv:1811.12359). Per example i with
 its sample z_i ~ q(z|x_i), the integrand is
 
     mi_i   = log q(z_i|x_i) - log q^(z_i)
@@ -20,7 +21,9 @@ where q^ estimates the aggregate density from the minibatch of size M drawn from
 training examples (``sampling``):
 
 * ``mws`` -- minibatch-weighted sampling: q^(z) = 1/(N M) sum_j q(z|x_j); the paper
-  notes it is biased (its expectation is a lower bound on E log q(z)).
+  notes it is biased (its expectation is a lower bound on E log q(z)). Where the
+  posteriors overlap, q^ ~ q(z) / N, so the logged parts carry offsets of about
+  log N (mi), (D - 1) log N (tc) and -D log N (dwkl); their sum does not.
 * ``mss`` -- minibatch-stratified sampling (the paper's appendix): weight 1/N on the
   example's own q(z|x_i), (N - M')/(N M') on one other example and 1/M' on the
   M' - 1 rest, M' = M - 1; the weights sum to 1.
@@ -117,7 +120,7 @@ class BetaTCVAE(VAE):
 
         loss = -self.expected(q, integrand).mean()
         recon, kl = seen["recon"], self.kl(q).detach()
-        return LossTerms(loss, {"recon": recon.mean(), "kl": kl.mean(), "elbo": -(recon + kl).mean(),
-                                "mi": seen["mi"].mean(), "tc": seen["tc"].mean(),
-                                "dwkl": seen["dwkl"].mean()})
+        return LossTerms(loss, {"recon": recon.mean(), "kl": kl.mean(),
+                                "elbo": -(recon + kl).mean(), "mi": seen["mi"].mean(),
+                                "tc": seen["tc"].mean(), "dwkl": seen["dwkl"].mean()})
 

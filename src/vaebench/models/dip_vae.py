@@ -61,7 +61,9 @@ class DIPVAE(VAE):
     @property
     def lambda_d(self) -> float:
         cfg = self.cfg
-        return cfg.lambda_d if cfg.lambda_d is not None else LAMBDA_D_FACTOR[cfg.variant] * cfg.lambda_od
+        if cfg.lambda_d is not None:
+            return cfg.lambda_d
+        return LAMBDA_D_FACTOR[cfg.variant] * cfg.lambda_od
 
     def penalty(self, q) -> torch.Tensor:
         cov = aggregate_covariance(q.mean, q.variance, self.cfg.variant)
