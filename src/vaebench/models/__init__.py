@@ -8,8 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from vaebench.models.ae import AE
+from vaebench.models.annealed_vae import AnnealedVAE
 from vaebench.models.base import LossTerms, Model, ModelConfig
+from vaebench.models.beta_tc_vae import BetaTCVAE
 from vaebench.models.beta_vae import BetaVAE
+from vaebench.models.dip_vae import DIPVAE
 from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
@@ -31,6 +34,9 @@ MODELS: dict[str, type[Model]] = {
     "cae": CAE,
     "vae": VAE,
     "beta_vae": BetaVAE,
+    "beta_tc_vae": BetaTCVAE,
+    "dip_vae": DIPVAE,
+    "annealed_vae": AnnealedVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,
     "linear_vae": LinearVAE,
