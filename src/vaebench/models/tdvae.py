@@ -37,7 +37,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
-from vaebench.config import ConfigError
+from vaebench.schema import ConfigError
 from vaebench.models.base import LossTerms, Model, ModelConfig, diagonal_gaussian
 from vaebench.models.nets import build_backbone
 
