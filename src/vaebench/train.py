@@ -180,7 +180,7 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                               "diagnostics": diagnostics,
                               "time_s": seconds, "examples_per_s": last["examples_per_s"]}
             if figures_dir is not None and seed == cfg.seeds[0]:
-                from vaebench.report.figures import model_figures
+                from vaebench.figures import model_figures
                 model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
                   f"({seconds:.1f} s on {describe(device)})")
