@@ -77,7 +77,7 @@ class TrainConfig(Strict):
 
 
 class LoglikConfig(Strict):
-    """``loglik:`` -- log p(x) at several numbers of importance samples K (seeds 002, 003).
+    """``loglik:`` -- log p(x) at several numbers of importance samples K (Burda et al. 2016).
 
     Memory is bounded by the two chunk sizes: one decoder call sees
     ``chunk_samples * chunk_points`` rows, and the codes of one K-chunk for the
@@ -195,7 +195,7 @@ class RobustnessConfig(Strict):
     attack: AttackConfig = AttackConfig()
     device: Device | None = None       # None: the top-level ``device``
 # --- disentangle: the disentanglement evaluation (vaebench.evaluate.disentangle) ------
-# Defaults are disentanglement_lib's study protocol (DESIGN.md, Evaluations); the
+# Defaults are disentanglement_lib's study protocol (Locatello et al. 2019, arXiv:1811.12359); the
 # field names are the keyword arguments of each metric's ``compute``.
 
 class BetaVAEMetricConfig(Strict):
@@ -283,7 +283,7 @@ class AttributeConfig(Strict):
 
 
 class AttributeVectorsConfig(Strict):
-    """``disentangle.attributes``: attribute vectors in code space (seed 002, section 12)."""
+    """``disentangle.attributes``: attribute vectors in code space (White 2016, arXiv:1609.04468)."""
 
     n_vector: PositiveInt = 1000      # images per factor value for the mean code difference
     n_apply: PositiveInt = 500        # other images the vector is added to

@@ -1,4 +1,5 @@
-"""Corruption processes M(x~|x) (seed 001_ac8decc5d88a2813.txt, "Denoising autoencoder").
+"""Corruption processes M(x~|x) of denoising autoencoders (Vincent et al. 2010, "Stacked
+Denoising Autoencoders", JMLR 11: masking, additive Gaussian, salt-and-pepper).
 
 Shared by the denoising autoencoder (training) and the robustness evaluation
 (testing), so both mean exactly the same thing by "masking at 0.3". Inputs are

@@ -1,4 +1,4 @@
-"""Attribute vectors (seed 002, section 12) and the factor classifier that judges them.
+"""Attribute vectors (White 2016, arXiv:1609.04468) and the factor classifier that judges them.
 
 Hand-made models whose answer is known: codes = the factors themselves, and a
 decoder that is the identity (codes read back by rounding) or the dSprites

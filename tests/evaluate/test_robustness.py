@@ -41,7 +41,8 @@ def test_normalised_auc_is_the_mean_height_of_the_curve():
 
 
 def test_test_subset_is_a_seeded_random_draw_not_the_sorted_head():
-    # prepared test sets are sorted by factor / label: a leading slice would hold one class
+    # the draw does not rely on prepare's random row order: on a sorted test set a leading
+    # slice would hold one class, the seeded draw still covers every class
     labels = torch.arange(1000).div(100, rounding_mode="floor")[:, None]     # 10 sorted classes
     data = SimpleNamespace(x_test=torch.arange(1000.0), factors_test=labels,
                            device=torch.device("cpu"),

@@ -1,4 +1,4 @@
-"""IWAE: the K-sample bound VLB^(K) of seed 003 -- its K = 1 case, its monotonicity in K."""
+"""IWAE: the K-sample bound of Burda et al. 2016 -- its K = 1 case, its monotonicity in K."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""The linear-Gaussian yardstick (seed 004): PPCA in closed form and the linear VAE,
+"""The linear-Gaussian yardstick (Tipping & Bishop 1999): PPCA in closed form and the linear VAE,
 whose exact log p(x) = log N(x; mu, W W^T + sigma^2 I) is known."""
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_linear_vae_exact_log_prob_equals_the_brute_force_marginal():
 
 
 def test_linear_vae_elbo_gap_is_the_kl_to_the_exact_posterior():
-    """Seed 004: log p(x) = ELBO + KL(q(z|x) || p(z|x)), so ELBO <= log p(x)."""
+    """log p(x) = ELBO + KL(q(z|x) || p(z|x)), so ELBO <= log p(x)."""
     torch.manual_seed(1)
     model = _model("linear_vae", likelihood_sigma=0.2).double()
     x = torch.rand(6, *SHAPE, dtype=torch.float64)

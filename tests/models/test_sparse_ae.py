@@ -1,4 +1,4 @@
-"""Sparse autoencoder: the KL(s || s^_j) penalty of seed 001 on mean activations."""
+"""Sparse autoencoder: the KL(s || s^_j) penalty (Ng 2011) on mean activations."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,7 @@
-"""Adversarial attacks by projected gradient ascent (DESIGN.md, Evaluations, Robustness).
+"""Adversarial attacks by projected gradient ascent (Madry et al. 2018, "Towards Deep
+Learning Models Resistant to Adversarial Attacks", arXiv:1706.06083), aimed at the
+code (as in Tabacof, Tavares & Valle 2016, "Adversarial Images for Variational
+Autoencoders", but untargeted) or at the reconstruction.
 
 :func:`pgd` is the pure attack: given an objective o(x) -> (B,) it looks for a
 perturbation delta with ||delta|| <= eps (L2 or L-infinity) and x + delta in the

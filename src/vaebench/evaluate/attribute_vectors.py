@@ -1,6 +1,7 @@
-"""Attribute vectors in code space (seed 002_6553e71b577cd65c.txt, section 12).
+"""Attribute vectors in code space (White 2016, "Sampling Generative Networks",
+arXiv:1609.04468).
 
-The lecture's "smile vector": encode images with and without an attribute, take
+The "smile vector" idea: encode images with and without an attribute, take
 the difference of the mean codes, add it to the code of another image and
 decode -- the decoded image should now show the attribute. On dSprites the
 attribute is a factor moved from one value to another (scale small -> large,

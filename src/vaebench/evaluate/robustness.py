@@ -1,7 +1,7 @@
 """``robustness@<model>``: corruptions, encoder sensitivity and adversarial attacks
-(DESIGN.md, Evaluations, Robustness; corruption processes of seed
-001_ac8decc5d88a2813.txt, "Denoising autoencoder"; the encoder Jacobian of its
-"Contractive autoencoder").
+(the corruption processes of denoising autoencoders, Vincent et al. 2010; the
+encoder Jacobian norm of contractive autoencoders, Rifai et al. 2011; the
+protocol is written out in docs/protocols.md).
 
 Everything goes through the common model interface (``encode``, ``represent``,
 ``decode``, ``prior``, ``probabilistic``), so every family is measured the same
@@ -9,8 +9,9 @@ way; what differs is decided by the objects, not by family names.
 
 **Corruptions.** For each process of :data:`vaebench.corruptions.CORRUPTIONS`
 and each level (0 first, so every curve starts at the clean point), on a seeded
-random subset of ``n_test`` test inputs x (the prepared test sets are ordered by
-factor or label, so a leading slice would be biased) with corrupted copies x~ (the
+random subset of ``n_test`` test inputs x (``prepare`` already stores test rows in
+a seeded random order; drawing from ``robustness.seed`` keeps the subset this
+stage's own) with corrupted copies x~ (the
 same random draws at every level of one process, so the curves are smooth in the
 level). The subset and the draws are seeded from ``robustness.seed`` alone and
 depend only on the test set's size, the inputs' shape and the device type: every
@@ -318,7 +319,8 @@ def attack_curves(model, x: torch.Tensor, eps: dict[str, list[float]], *, steps:
 def random_test_subset(data, n: int | None, binarize: bool, seed: int):
     """A seeded random subset of n test inputs, in random order, and their factors.
 
-    Random, not the first n: the prepared test sets are sorted by factor or label.
+    ``prepare`` already stores test rows in a seeded random order; drawing again from
+    ``robustness.seed`` makes the subset this stage's own, independent of that order.
     """
     gen = torch.Generator(device=data.device).manual_seed(_stream_seed(seed, "test"))
     idx = torch.randperm(len(data.x_test), generator=gen, device=data.device)[:n]

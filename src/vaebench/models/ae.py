@@ -1,4 +1,5 @@
-"""Plain autoencoder (seed 001_ac8decc5d88a2813.txt, "Autoencoder"), and what every
+"""Plain autoencoder (Hinton & Salakhutdinov 2006, "Reducing the Dimensionality of Data
+with Neural Networks", Science 313), and what every
 deterministic autoencoder (dae, sparse_ae, ksparse_ae, cae) inherits from it.
 
 A deterministic encoder g_phi and decoder f_theta trained to minimise the
@@ -7,8 +8,9 @@ likelihood (binary images). q(z|x) is a point mass on the code
 z = a(g_phi(x)), ``a`` the code activation (linear, sigmoid or tanh).
 
 Ex-post density. An autoencoder has no prior to sample from, so after training
-(``after_fit``) a Gaussian mixture p(z) = sum_k pi_k N(z | mu_k, Sigma_k) (the GMM
-of seed 002_6553e71b577cd65c.txt) is fitted by EM (scikit-learn) to the codes of
+(``after_fit``) a Gaussian mixture p(z) = sum_k pi_k N(z | mu_k, Sigma_k) (the ex-post
+density estimation of Ghosh et al. 2020, "From Variational to Deterministic
+Autoencoders", arXiv:1903.12436) is fitted by EM (scikit-learn) to the codes of
 the training set. It is kept as buffers, so the checkpoint carries it, and is the
 model's ``prior()``: ancestral sampling (k ~ Cat(pi), z ~ N(mu_k, Sigma_k)) then
 decoding turns any autoencoder into a sampler.

@@ -2,8 +2,10 @@
 
 A variant is one file: its config (a pydantic model next to the class) and a
 subclass of :class:`Model` that overrides only what differs. The training loop
-only calls ``loss``; the evaluations only call ``encode`` / ``decode`` /
-``prior`` / ``represent``.
+calls ``loss`` and the hooks below (``optim_groups``, ``groups_to_step``,
+``before_fit``, ``after_fit``) and reads the class flags; the evaluations call
+``encode`` / ``decode`` / ``prior`` / ``represent`` and the optional capabilities.
+docs/model_contract.md lists every member and who uses it.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def diagonal_gaussian(params: torch.Tensor) -> Independent:
 
 
 class Model(nn.Module):
-    """Common interface (DESIGN.md, Models). Subclasses set ``Config``."""
+    """Common interface of every variant (docs/model_contract.md). Subclasses set ``Config``."""
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     # has a decoder likelihood and a prior, so log p(x) can be estimated

@@ -1,4 +1,5 @@
-"""beta-VAE (Higgins et al. 2017; seed 001_ac8decc5d88a2813.txt, "beta-VAE").
+"""beta-VAE (Higgins et al. 2017, "beta-VAE: Learning Basic Visual Concepts with a
+Constrained Variational Framework", ICLR).
 
 The VAE objective with the KL term weighted by beta:
 -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)). beta > 1 pressures the posterior

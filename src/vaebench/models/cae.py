@@ -1,5 +1,5 @@
-"""Contractive autoencoder (Rifai et al. 2011; seed 001_ac8decc5d88a2813.txt,
-"Contractive autoencoder").
+"""Contractive autoencoder (Rifai et al. 2011, "Contractive Auto-Encoders: Explicit
+Invariance During Feature Extraction", ICML).
 
 The loss adds the squared Frobenius norm of the Jacobian of the code h = f(x)
 w.r.t. the input, which makes the code insensitive to small input changes:

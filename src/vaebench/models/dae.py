@@ -1,12 +1,12 @@
-"""Denoising autoencoder (Vincent et al. 2008; seed 001_ac8decc5d88a2813.txt,
-"Denoising autoencoder").
+"""Denoising autoencoder (Vincent et al. 2008, "Extracting and Composing Robust
+Features with Denoising Autoencoders", ICML).
 
 Each training input is corrupted by a stochastic process x~ ~ M(x~ | x) and the
 model is trained to recover the ORIGINAL input:
 
     L_DAE = -(1/n) sum_i log p_theta(x_i | z = g_phi(x~_i)),
 
-the Bernoulli cross-entropy form of the seed's squared error. The corruption is
+the Bernoulli cross-entropy form of the squared error. The corruption is
 one of :data:`vaebench.corruptions.CORRUPTIONS` (``masking``: a fraction ``level``
 of the input dimensions set to 0, the original experiment; ``gaussian``: noise of
 standard deviation ``level``, clipped; ``salt_pepper``: a fraction ``level`` set to

@@ -1,19 +1,21 @@
 """Gradient estimators for the encoder parameters phi, and a way to compare them.
 
-Both estimate grad_phi E_{q_phi(z|x)}[f(z)] (seed 003_8d21b29d10b8777d.txt, 2.(b)-(c);
-seed 000_369e559e02840038.txt on why grad_phi cannot simply be pushed inside the
-expectation):
+Both estimate grad_phi E_{q_phi(z|x)}[f(z)], where grad_phi cannot simply be moved
+inside the expectation because q_phi itself depends on phi:
 
-* ``reparam`` -- the reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I),
+* ``reparam`` -- the reparameterisation trick (Kingma & Welling 2014, arXiv:1312.6114):
+  z = mu + sigma * eps, eps ~ N(0, I),
   so grad_phi E_q[f(z)] = E_eps[grad_phi f(mu + sigma * eps)] (pathwise).
-* ``score_function`` -- the log-derivative (REINFORCE) estimator:
+* ``score_function`` -- the log-derivative (REINFORCE) estimator (Williams 1992,
+  "Simple Statistical Gradient-Following Algorithms for Connectionist Reinforcement
+  Learning"):
   grad_phi E_q[f(z)] = E_q[f(z) grad_phi log q_phi(z|x)],
   estimated with S samples through the surrogate
   (1/S) sum_s f(z_s) + [f(z_s) - b_s]_detached * (log q(z_s) - [log q(z_s)]_detached),
   whose *value* is the plain Monte Carlo estimate of E_q[f] and whose gradient
   is the score-function estimate. z_s is not reparameterised (``sample``, not
   ``rsample``), so f is differentiated only through its own parameters (theta
-  keeps its pathwise gradient E_q[grad_theta f(z)], seed 003 2.(b)).
+  keeps its pathwise gradient E_q[grad_theta f(z)]).
 
 A baseline b_s that does not depend on z_s leaves the estimator unbiased
 (E_q[grad log q] = 0) and reduces its variance when it tracks f:

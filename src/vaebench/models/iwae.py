@@ -1,4 +1,5 @@
-"""Importance-weighted autoencoder (Burda et al. 2016; seed 003_8d21b29d10b8777d.txt, 1.).
+"""Importance-weighted autoencoder (Burda, Grosse & Salakhutdinov 2016, "Importance Weighted
+Autoencoders", arXiv:1509.00519).
 
 The VAE's model and encoder, trained on the K-sample variational lower bound
 

@@ -1,4 +1,4 @@
-"""Exact encoder Jacobians (seed 001_ac8decc5d88a2813.txt, "Contractive autoencoder").
+"""Exact encoder Jacobians (for the contractive autoencoder, Rifai et al. 2011).
 
 The contractive penalty and the robustness evaluation both need the squared
 Frobenius norm of the Jacobian of a code map f: R^{C x H x W} -> R^D at every

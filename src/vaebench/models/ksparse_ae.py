@@ -1,5 +1,5 @@
-"""k-sparse autoencoder (Makhzani & Frey 2014; seed 001_ac8decc5d88a2813.txt,
-"k-sparse autoencoder").
+"""k-sparse autoencoder (Makhzani & Frey 2014, "k-Sparse Autoencoders",
+arXiv:1312.5663).
 
 Linear code z = g_phi(x); only the k largest units of each example are kept and
 the rest set to 0, z' = sparsify(z). The decoder and the loss see z' only, so

@@ -51,8 +51,8 @@ class BernoulliLikelihood(Likelihood):
 
 
 class GaussianLikelihood(Likelihood):
-    """p(x|z) = N(x; f_theta(z), sigma^2 I) with a fixed sigma = ``likelihood_sigma``
-    (seed 003_8d21b29d10b8777d.txt, 2.(c)): log p = -d/2 log(2 pi sigma^2) - |x - f|^2 / (2 sigma^2).
+    """p(x|z) = N(x; f_theta(z), sigma^2 I) with a fixed sigma = ``likelihood_sigma``:
+    log p = -d/2 log(2 pi sigma^2) - |x - f|^2 / (2 sigma^2).
 
     sigma is a buffer, so a closed-form model (PPCA) may set it and the value
     travels with the checkpoint.
@@ -75,7 +75,7 @@ class GaussianLikelihood(Likelihood):
 
 class GaussianIsotropicLikelihood(Likelihood):
     """p(x|z) = N(x; f_theta(z), sigma^2 I) with one *learned* sigma^2 shared by all
-    pixels (the noise model of probabilistic PCA, seed 004_9cd5e8a89112b9e0.txt):
+    pixels (the noise model of probabilistic PCA, Tipping & Bishop 1999):
     sigma^2 = min_variance + softplus(rho), initialised at ``likelihood_sigma``^2.
     """
 
@@ -102,7 +102,8 @@ class GaussianIsotropicLikelihood(Likelihood):
 
 class GaussianLearnedLikelihood(Likelihood):
     """p(x|z) = N(x; mu_theta(z), Sigma_theta(z)), Sigma_theta(z) = diag(sigma(NN(z)))
-    (seed 002_6553e71b577cd65c.txt): the decoder emits a mean map and a variance
+    (the Gaussian MLP decoder of Kingma & Welling 2014, Appendix C.2): the decoder
+    emits a mean map and a variance
     map. The positivity map sigma(.) is min_variance + softplus(.), so the
     variance never falls below ``likelihood_min_variance`` -- otherwise a pixel
     that is constant in the data (MNIST's background) drives its variance, and

@@ -1,5 +1,6 @@
 """Linear VAE: the linear-Gaussian model of probabilistic PCA trained by the ELBO
-(seed 004_9cd5e8a89112b9e0.txt, "probabilistic PCA").
+(Tipping & Bishop 1999; the linear VAE of Lucas et al. 2019, "Don't Blame the ELBO! A
+Linear VAE Perspective on Posterior Collapse", arXiv:1911.02469).
 
     p(z) = N(0, I),  p(x|z) = N(W z + mu, sigma^2 I),  q(z|x) = N(A x + a, diag(exp(B x + b)))
 

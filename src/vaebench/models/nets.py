@@ -108,8 +108,8 @@ def _check_conv64(image_shape):
 def check_hidden(name: str, hidden) -> None:
     """Can backbone ``name`` be built with these ``hidden`` widths? An encoder class
     with ``n_hidden`` takes exactly that many (conv64: its one fc width); ``mlp`` takes
-    any number, ``[]`` being a single linear layer image -> code (the shallow
-    autoencoders of seed 001). ``None`` is always the backbone's default."""
+    any number, ``[]`` being a single linear layer image -> code (a shallow
+    autoencoder). ``None`` is always the backbone's default."""
     if name not in BACKBONES:   # a variant that builds its own networks (build_networks)
         return
     n = getattr(BACKBONES[name][0], "n_hidden", None)

@@ -1,5 +1,6 @@
-"""Probabilistic PCA (Tipping & Bishop 1999; seed 004_9cd5e8a89112b9e0.txt), fitted in
-closed form: the linear-Gaussian yardstick for every likelihood estimate.
+"""Probabilistic PCA (Tipping & Bishop 1999, "Probabilistic Principal Component
+Analysis", JRSS B 61(3)), fitted in closed form: the linear-Gaussian yardstick for
+every likelihood estimate.
 
     p(z) = N(0, I),  p(x|z) = N(W z + mu, sigma^2 I),  p(x) = N(mu, W W^T + sigma^2 I)
 

@@ -3,11 +3,11 @@
 A prior is an ``nn.Module`` built from the model config; calling it with the
 model's ``encode`` returns the ``torch.distributions`` object p(z) over codes
 of size D (event shape (D,)). Its parameters lambda are ordinary model
-parameters, so they are trained with theta and phi on the same objective; by
-seed 003_8d21b29d10b8777d.txt, 2.(b), grad_lambda VLB = E_q[grad_lambda log r_lambda(z)].
+parameters, so they are trained with theta and phi on the same objective; as q
+does not depend on lambda, grad_lambda ELBO = E_q[grad_lambda log r_lambda(z)].
 
 - ``standard``: N(0, I).
-- ``gaussian``: r_lambda(z) = N(m, diag(exp(2 s))), lambda = (m, s) (seed 003, 2.).
+- ``gaussian``: r_lambda(z) = N(m, diag(exp(2 s))), lambda = (m, s).
 - ``mog``: sum_c pi_c N(m_c, diag(exp(2 s_c))), learned logits, means and log-scales.
 - ``vamp``: the VampPrior (Tomczak & Welling 2018), (1/M) sum_m q_phi(z | u_m) with
   learned pseudo-inputs u_m passed through the model's own encoder.

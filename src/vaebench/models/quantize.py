@@ -1,5 +1,5 @@
 """Vector quantisation (van den Oord et al. 2017, "Neural Discrete Representation
-Learning"; seed 001_ac8decc5d88a2813.txt lists VQ-VAE in its contents), shared by
+Learning", arXiv:1711.00937), shared by
 ``vqvae`` and ``vqvae2``.
 
 A grid of encoder outputs z_e (B, D, h, w) is replaced, position by position, by

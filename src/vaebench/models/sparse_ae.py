@@ -1,4 +1,4 @@
-"""Sparse autoencoder (seed 001_ac8decc5d88a2813.txt, "Sparse autoencoders").
+"""Sparse autoencoder (Ng 2011, "Sparse autoencoder", CS294A course notes).
 
 Sigmoid code units, and a penalty that keeps each unit's mean activation over the
 minibatch, s^_j = (1/n) sum_i a_j(x_i), near a small target s (default 0.05):

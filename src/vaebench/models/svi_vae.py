@@ -1,11 +1,11 @@
 """VAE trained by stochastic variational inference with per-datapoint variational
-parameters (seed 002_6553e71b577cd65c.txt, "Stochastic Variational Inference
-(SVI) Learning", Algorithm 1), instead of an amortised encoder (Algorithm 2).
+parameters (Hoffman, Blei, Wang & Paisley 2013, "Stochastic Variational Inference",
+JMLR 14), instead of an amortised encoder (Kingma & Welling 2014).
 
 There is no encoder network. Training example i owns lambda_i = (mu_i, log sigma_i^2),
 q_i(z) = N(mu_i, diag(sigma_i^2)), a row of a table indexed by the example's
 position in the training set (the loop passes it: ``needs_index``). Rows start
-at the prior N(0, I). One training step on a minibatch is Algorithm 1, batched:
+at the prior N(0, I). One training step on a minibatch (the "SVI step") is:
 
 1. K = ``inner_steps`` steps of Adam (``inner_lr``) ascending
    sum_i ELBO(x_i; theta, lambda_i) in the table rows lambda_i, theta fixed. The
@@ -27,7 +27,7 @@ examples takes ``test_steps`` decoder forward/backward passes over them (every
 evaluation that encodes pays this again); memory grows by 2 * latent_dim floats
 per training example (three times that with Adam's moments). The table is
 allocated by ``before_fit`` (its size is the training set's) and is not part of
-the checkpoint: Algorithm 1's output is theta. The per-epoch test terms are
+the checkpoint: the SVI step's output is theta. The per-epoch test terms are
 skipped (``eval_every_epoch``); the last epoch's are computed.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ from vaebench.models.vae import VAE, VAEConfig
 class SVIVAEConfig(VAEConfig):
     family: Literal["svi_vae"] = "svi_vae"
     gradient: Literal["reparam"] = "reparam"          # lambda and theta steps are pathwise
-    optimisation: Literal["joint"] = "joint"          # Algorithm 1 already alternates
+    optimisation: Literal["joint"] = "joint"          # the SVI step already alternates
     prior: Literal["standard", "gaussian", "mog"] = "standard"   # vamp needs an encoder
     inner_steps: PositiveInt = 2                      # K lambda steps per visit
     inner_lr: PositiveFloat = 0.1
@@ -82,7 +82,7 @@ class SVIVAE(VAE):
         return self.decode(z).log_prob(x).mean(0) - self.kl(q, z)
 
     def step_rows(self, x: torch.Tensor, index: torch.Tensor) -> None:
-        """Algorithm 1's inner loop: ``inner_steps`` Adam steps on the rows ``index``
+        """The SVI step's inner loop: ``inner_steps`` Adam steps on the rows ``index``
         (theta fixed). Adam's moments persist per row between visits (SparseAdam)."""
         if self._lam_opt is None or int(index.max()) >= len(self.lam):
             raise RuntimeError("svi_vae: the lambda table is not allocated for these indices; "

@@ -1,5 +1,5 @@
-"""TD-VAE (Gregor et al. 2019, "Temporal Difference Variational Auto-Encoder";
-seed 001_ac8decc5d88a2813.txt lists it), with one layer of latents.
+"""TD-VAE (Gregor et al. 2019, "Temporal Difference Variational Auto-Encoder",
+arXiv:1806.03107), with one layer of latents.
 
 x is a batch of sequences (B, T, H, W), time on the channel axis. A frame
 network (the ``backbone`` encoder, per frame) feeds an LSTM whose output is the

@@ -1,4 +1,5 @@
-"""Variational autoencoder (seed 000_369e559e02840038.txt; seed 001, "VAE").
+"""Variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes",
+arXiv:1312.6114; Rezende, Mohamed & Wierstra 2014, arXiv:1401.4082).
 
 q_phi(z|x) = N(mu_phi(x), diag(sigma_phi(x)^2)), p(z) = N(0, I), p_theta(x|z)
 from the likelihood. The loss is the negative ELBO
@@ -15,7 +16,7 @@ The estimator of grad_phi E_q[log p(x|z)] (``gradient``, ``n_samples``,
 of the family; see models/variational.py and models/estimators.py.
 
 ``prior`` picks p(z) from :mod:`vaebench.models.priors` (standard N(0, I) or a
-learned r_lambda, seed 003_8d21b29d10b8777d.txt). Where torch.distributions has
+learned r_lambda, as in Tomczak & Welling 2018, arXiv:1705.07120). Where torch.distributions has
 no closed-form KL(q || p) (mixture priors), the KL is estimated by Monte Carlo
 from the same samples as the reconstruction term, log q(z|x) - log p(z): it
 joins the integrand of the chosen estimator.

@@ -9,8 +9,8 @@
     optimisation: joint | alternating     # SCHEDULES below
     grad_var_repeats: 16                  # gradient-variance diagnostic (0: off)
 
-The two update schedules (seed 000_369e559e02840038.txt, "Alternate optimization
-principle"; seed 002_6553e71b577cd65c.txt, Algorithm 2) are implemented through
+The two update schedules (joint: the minibatch AEVB step of Kingma & Welling 2014,
+Algorithm 1; alternating: block-coordinate steps on theta, then phi) are implemented through
 the training loop's generic hooks ``Model.optim_groups`` / ``groups_to_step``.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from vaebench.models.estimators import BASELINES, ESTIMATORS
 
 
 class Joint:
-    """theta and phi step together from one gradient of the loss (Algorithm 2 of seed 002)."""
+    """theta and phi step together from one gradient of the loss (Kingma & Welling 2014, Algorithm 1)."""
 
     @staticmethod
     def groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -37,7 +37,7 @@ class Joint:
 
 
 class Alternating:
-    """Alternate one step on theta (phi fixed), then one on phi at the new theta (seed 000):
+    """Alternate one step on theta (phi fixed), then one on phi at the new theta (block coordinates):
     theta** <- step on L(theta, phi), phi** <- step on L(theta**, phi), and so on.
 
     phi is the encoder; theta is every other trainable parameter (decoder, and

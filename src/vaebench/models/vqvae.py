@@ -1,4 +1,5 @@
-"""VQ-VAE (van den Oord et al. 2017; seed 001_ac8decc5d88a2813.txt lists it).
+"""VQ-VAE (van den Oord, Vinyals & Kavukcuoglu 2017, "Neural Discrete Representation
+Learning", arXiv:1711.00937).
 
 A conv encoder maps x to a grid z_e (B, D, h, w); each position is replaced by
 its nearest code (:mod:`vaebench.models.quantize`) and a conv decoder gives a

@@ -1,5 +1,5 @@
 """VQ-VAE-2 (Razavi et al. 2019, "Generating Diverse High-Fidelity Images with
-VQ-VAE-2"; seed 001_ac8decc5d88a2813.txt lists it): a two-level hierarchy of
+VQ-VAE-2", arXiv:1906.00446): a two-level hierarchy of
 code grids.
 
     h_b = Enc_b(x)                        bottom features, (H, W) / 2^n

@@ -1,7 +1,7 @@
 """Fixtures of the log-likelihood tests: a linear-Gaussian model with an exact log p(x).
 
 p(z) = N(0, I_d), p(x|z) = N(W z + mu, sigma^2 I), so p(x) = N(mu, W W^T + sigma^2 I)
-(probabilistic PCA, seed 004_9cd5e8a89112b9e0.txt). The exact posterior is
+(probabilistic PCA, Tipping & Bishop 1999). The exact posterior is
 N(M^-1 W^T (x - mu) / sigma^2, M^-1) with M = I + W^T W / sigma^2. The encoder
 is a deliberately imperfect amortised q(z|x): the posterior mean map scaled by
 ``mean_scale`` and the diagonal of the posterior covariance scaled by

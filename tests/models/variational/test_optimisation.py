@@ -1,6 +1,6 @@
 """theta/phi update schedules (models/variational.py) through the real training loop.
 
-``alternating`` (seed 000): even steps move only theta (decoder), odd steps only
+``alternating``: even steps move only theta (decoder), odd steps only
 phi (encoder); parameters that must not move stay bit-identical.
 """
 from __future__ import annotations

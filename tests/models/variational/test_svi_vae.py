@@ -1,4 +1,4 @@
-"""Per-datapoint stochastic variational inference (models/svi_vae.py; seed 002, Algorithm 1)."""
+"""Per-datapoint stochastic variational inference (models/svi_vae.py; Hoffman et al. 2013)."""
 from __future__ import annotations
 
 import pytest
@@ -52,7 +52,7 @@ def test_svi_step_increases_the_per_datapoint_elbo(trained):
     idx = torch.arange(8, 24)
     x = data.train_batch(idx, True)
     before = elbo(model, x, model.lam[idx])
-    model.step_rows(x, idx)                      # Algorithm 1's inner loop: lambda_i only
+    model.step_rows(x, idx)                      # the SVI step's inner loop: lambda_i only
     after_lambda = elbo(model, x, model.lam[idx])
     assert (after_lambda - before).mean() > 0.5
     assert (after_lambda > before).float().mean() > 0.8

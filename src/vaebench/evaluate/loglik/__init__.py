@@ -1,4 +1,5 @@
-"""Log-likelihood evaluation (DESIGN.md, Evaluations, "Log-likelihood at several K").
+"""Log-likelihood evaluation at several K (Burda, Grosse & Salakhutdinov 2016,
+"Importance Weighted Autoencoders", arXiv:1509.00519; docs/protocols.md).
 
 - ``estimate``: importance-sampling and naive estimates of log p(x) at several K.
 - ``posterior``: KL to the prior (total and per dimension), active units.

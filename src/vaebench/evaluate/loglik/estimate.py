@@ -1,16 +1,15 @@
 """Importance-sampling estimates of log p(x) at several K, and the naive estimator.
 
-With a proposal q(z|x) (the encoder), importance sampling (seed
-002_6553e71b577cd65c.txt, "Importance Sampling") gives the unbiased estimate
+With a proposal q(z|x) (the encoder), importance sampling gives the unbiased estimate
 p(x) ~ 1/K sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x), whose logarithm
 
     log p_K(x) = logmeanexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)]
 
-is the K-sample bound VLB^(K) = L_K (seed 003_8d21b29d10b8777d.txt): in
+is the K-sample bound L_K (Burda et al. 2016, arXiv:1509.00519, Theorem 1): in
 expectation L_1 is the ELBO, L_K grows with K and reaches log p(x) as K -> inf.
 The naive estimator samples the prior instead, log 1/K sum_k p(x|z_k),
-z_k ~ p(z): unbiased for p(x) but of huge variance (seed 002, "High Variance
-Estimation"), because almost no prior sample explains a given x.
+z_k ~ p(z): unbiased for p(x) but of huge variance, because almost no prior sample
+explains a given x.
 
 One pass draws K_max = max(ks) samples per point and every K in ``ks`` uses the
 first K of them (nested prefixes), so the whole list costs K_max decoder rows

@@ -7,7 +7,7 @@ The gap between log p(x) and the ELBO of the encoder's q splits in two:
 
 where q* is the best distribution of the variational family for this one x.
 q* is found as in stochastic variational inference with per-datapoint
-parameters (seed 002_6553e71b577cd65c.txt, Algorithm 1): a diagonal Gaussian
+parameters (Hoffman et al. 2013, "Stochastic Variational Inference"): a diagonal Gaussian
 per test point, initialised at the encoder's q(z|x), trained by Adam on the
 reparameterised ELBO with the decoder and prior fixed; the learning rate decays
 linearly to a tenth so that the last iterate settles near the optimum instead of
