@@ -20,7 +20,7 @@ import torch
 
 from vaebench.corruptions import masking
 from vaebench.data import load_prepared
-from vaebench.train import load_checkpoint
+from vaebench.checkpoints import load_checkpoint
 
 
 @torch.no_grad()

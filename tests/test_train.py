@@ -9,7 +9,8 @@ import torch
 
 from vaebench import io
 from vaebench.devices import DeviceError, resolve_device
-from vaebench.train import load_checkpoint, train_stage
+from vaebench.checkpoints import load_checkpoint
+from vaebench.train import train_stage
 
 
 def _train(cfg, name, tiny_data, tmp_path, tag="a"):

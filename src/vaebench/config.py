@@ -8,7 +8,9 @@ is validated, not only the active one, so a typo in ``paper`` is caught while
 running ``quick``.
 
 Section schemas live here; model configs live beside their model class and
-dataset configs beside their dataset (see the two registries).
+dataset configs beside their dataset (see the two registries). Their common base
+``Strict``, ``ConfigError`` and ``validate`` live in the leaf :mod:`vaebench.schema`
+(importable from here as well), so the registries never import this module.
 """
 from __future__ import annotations
 
@@ -21,8 +23,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
@@ -33,11 +33,9 @@ from pydantic import (
     model_validator,
 )
 
+from vaebench.schema import ConfigError, Strict, validate
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-class ConfigError(ValueError):
-    """A problem with params.yaml, with the offending key in the message."""
 
 
 def _check_device(value: str) -> str:
@@ -47,16 +45,6 @@ def _check_device(value: str) -> str:
 
 
 Device = Annotated[str, AfterValidator(_check_device)]
-
-
-class Strict(BaseModel):
-    """Base for every config block: unknown keys are errors, values are immutable.
-
-    Strict types: ``true`` is not an integer and ``1e11`` (a float) is not one either;
-    an integer is accepted where a float is expected. NaN and infinities are refused.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class TrainConfig(Strict):
@@ -363,7 +351,7 @@ class Config(Strict):
         if not overrides:
             return self.train
         merged = _merge(self.train.model_dump(), overrides)
-        return _validate(TrainConfig, merged, f"models.{model}.train")
+        return validate(TrainConfig, merged, f"models.{model}.train")
 
     def stage_device(self, section: str) -> str:
         """``<section>.device`` if set, else the top-level ``device``."""
@@ -385,21 +373,6 @@ def _merge(base: Any, overlay: Any) -> Any:
     return copy.deepcopy(overlay)
 
 
-def _validate(schema: type[BaseModel], data: Any, where: str) -> Any:
-    try:
-        return schema.model_validate(data if data is not None else {})
-    except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join([where, *map(str, e["loc"])])
-            whole = e["type"] == "missing" or isinstance(e.get("input"), dict)
-            got = "" if whole else f" (got {e.get('input')!r})"
-            lines.append(f"  {key}: {e['msg']}{got}")
-        if len(lines) == 1:   # one line, so the first line of the error names the key
-            raise ConfigError(f"invalid params.yaml: {lines[0].strip()}") from None
-        raise ConfigError("invalid params.yaml:\n" + "\n".join(lines)) from None
-
-
 def _resolve(raw: dict, profile: str, active: bool = True) -> Config:
     overlay = raw["profiles"][profile] or {}
     unknown = set(overlay) - {"datasets", *SECTIONS}
@@ -411,7 +384,7 @@ def _resolve(raw: dict, profile: str, active: bool = True) -> Config:
     sections = {}
     for name, schema in SECTIONS.items():
         merged = _merge(raw.get(name) or {}, overlay.get(name) or {})
-        sections[name] = _validate(schema, merged, f"{name} {where}")
+        sections[name] = validate(schema, merged, f"{name} {where}")
 
     # Imported here: the registries import torch, config validation of the
     # top-level keys above should not need it.
@@ -439,7 +412,7 @@ def _resolve(raw: dict, profile: str, active: bool = True) -> Config:
         _check_buildable(name, cfg, datasets[cfg.dataset], where)
         models[name] = cfg
 
-    cfg = _validate(Config, {
+    cfg = validate(Config, {
         "profile": profile, "device": raw.get("device", "auto"),
         "seeds": raw.get("seeds", [0]), "datasets": datasets, "models": models,
         "evaluate": raw.get("evaluate") or {}, "sections": sections,

@@ -8,15 +8,16 @@ then mirrors the files onto each checkpoint's MLflow run).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from vaebench import io
+from vaebench.checkpoints import CheckpointError, load_checkpoint, read_checkpoint
 from vaebench.config import Config
 from vaebench.data import PreparedData, load_prepared
+from vaebench.stats import summarise
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ def trained_runs(cfg: Config, name: str, models_dir: str | Path) -> list[Trained
 
 def check_identity(run: TrainedRun, config: dict) -> None:
     """Refuse a checkpoint of another model, seed, dataset or config than ``run`` names."""
-    from vaebench.train import CheckpointError, read_checkpoint
     ckpt = read_checkpoint(run.checkpoint)
     recorded = {"model": ckpt.get("model"), "seed": ckpt.get("seed"), **_flat(ckpt["config"])}
     wanted = {"model": run.name, "seed": run.seed, **_flat(config)}
@@ -76,7 +76,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def load_run(run: TrainedRun, data_root: str | Path, device: torch.device | str = "cpu",
              data_cache: dict | None = None):
     """(model in eval mode, its checkpoint dict, its PreparedData on ``device``)."""
-    from vaebench.train import load_checkpoint
     model, ckpt = load_checkpoint(run.checkpoint, device)
     dataset = ckpt["dataset"]
     if data_cache is not None and dataset in data_cache:
@@ -85,33 +84,6 @@ def load_run(run: TrainedRun, data_root: str | Path, device: torch.device | str 
     if data_cache is not None:
         data_cache[dataset] = data
     return model, ckpt, data
-
-
-# Two-sided 95% Student-t quantiles for n - 1 degrees of freedom (n = 2..10).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def summarise(per_seed: dict[int, dict]) -> dict:
-    """Mean over seeds of every numeric leaf (nested dicts kept).
-
-    With several seeds each leaf ``k`` also gets ``k_ci95``: the half-width of the
-    95% Student-t interval of the mean over seeds.
-    """
-    first = next(iter(per_seed.values()))
-    out: dict = {}
-    n = len(per_seed)
-    for k, v in first.items():
-        if isinstance(v, dict):
-            out[k] = summarise({s: r[k] for s, r in per_seed.items() if isinstance(r.get(k), dict)})
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            values = [float(r[k]) for r in per_seed.values() if k in r]
-            mean = sum(values) / len(values)
-            out[k] = mean
-            if n > 1 and len(values) > 1:
-                var = sum((x - mean) ** 2 for x in values) / (len(values) - 1)
-                t = _T95.get(len(values) - 1, 1.96)
-                out[f"{k}_ci95"] = t * math.sqrt(var / len(values))
-    return out
 
 
 def stage_metrics(name: str, ckpt: dict, per_seed: dict[int, dict], **extra) -> dict:

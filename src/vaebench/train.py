@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-import pickle
 import time
-from io import BytesIO
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,11 +17,12 @@ import torch
 from tqdm.auto import tqdm
 
 from vaebench import io, mirror
+from vaebench.checkpoints import save_checkpoint
 from vaebench.config import Config, ConfigError, TrainConfig
-from vaebench.data import DataError, PreparedData, load_prepared
+from vaebench.data import PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import MODELS, Model, build_model
-from vaebench.runs import summarise
+from vaebench.stats import summarise
 
 
 # What the stage writes into its folders (it replaces only folders holding just these).
@@ -41,7 +40,9 @@ def evaluate_terms(model: Model, x: torch.Tensor, batch_size: int, step: int) ->
     """Mean loss and named terms of ``model.loss`` over ``x`` (eval mode)."""
     model.eval()
     sums: dict = defaultdict(float)
-    with torch.set_grad_enabled(getattr(model, "loss_needs_grad", False)):
+    # a loss that differentiates inside (CAE's Jacobian, SVI's local steps, a score-function
+    # baseline) turns autograd back on itself with torch.enable_grad()
+    with torch.no_grad():
         for xb in x.split(batch_size):
             out = model.loss(xb, step)
             _accumulate(sums, out.terms, out.loss, len(xb))
@@ -130,59 +131,6 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     return history
 
 
-def save_checkpoint(path: Path, model: Model, meta: dict) -> None:
-    """State dict + resolved config; plain tensors and primitives (loads with weights_only)."""
-    buffer = BytesIO()  # not the temp file: torch names the archive after the file
-    torch.save({"state_dict": model.state_dict(), "config": model.cfg.model_dump(),
-                "image_shape": list(model.image_shape), **meta}, buffer)
-    with io.atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-
-
-class CheckpointError(DataError):
-    """A checkpoint that cannot be read, is not vaebench's, or was trained for other
-    params than the current ones (the message names the file)."""
-
-
-# What :func:`save_checkpoint` writes and :func:`load_checkpoint` needs to rebuild the model.
-CHECKPOINT_KEYS = ("state_dict", "config", "image_shape")
-
-
-def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """The dict of a vaebench checkpoint; a clear error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found; run the train stage first")
-    rerun = f"re-run `dvc repro -f train@{path.parent.name}`"
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as err:   # weights_only refused a class, or not a pickle
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a vaebench checkpoint (safe loading refused it: "
-                              f"{first}); {rerun}") from None
-    except Exception as err:   # a truncated zip archive, an empty file, ...
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no data"
-        raise CheckpointError(f"{path}: cannot be read ({type(err).__name__}: {detail}); "
-                              f"the file is truncated or corrupt -- {rerun}") from None
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: not a vaebench checkpoint (no {', '.join(missing)}); "
-                              f"{rerun}")
-    return ckpt
-
-
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Model, dict]:
-    """Rebuild the model of a checkpoint written by :func:`save_checkpoint`."""
-    from vaebench.models import validate_model_config
-    path = Path(path)
-    ckpt = read_checkpoint(path, device)
-    cfg = validate_model_config(ckpt.get("model", path.parent.name), ckpt["config"])
-    model = build_model(cfg, tuple(ckpt["image_shape"])).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, ckpt
-
-
 def _curves_csv(path: Path, history: list[dict]) -> None:
     keys = sorted({k for row in history for split in ("train", "test") for k in row[split]})
     with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -232,7 +180,7 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                               "diagnostics": diagnostics,
                               "time_s": seconds, "examples_per_s": last["examples_per_s"]}
             if figures_dir is not None and seed == cfg.seeds[0]:
-                from vaebench.report.figures import model_figures
+                from vaebench.figures import model_figures
                 model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
                   f"({seconds:.1f} s on {describe(device)})")

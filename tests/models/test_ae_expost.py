@@ -11,7 +11,7 @@ from vaebench.data import PreparedData
 from vaebench.models import build_model, validate_model_config
 from vaebench.models.ae import active_fraction
 from vaebench.models.jacobian import jacobian_frobenius
-from vaebench.train import load_checkpoint, save_checkpoint
+from vaebench.checkpoints import load_checkpoint, save_checkpoint
 
 AE_FAMILIES = ["ae", "dae", "sparse_ae", "ksparse_ae", "cae"]
 SHAPE = (1, 28, 28)

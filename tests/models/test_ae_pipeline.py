@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from vaebench.train import load_checkpoint, train_stage
+from vaebench.checkpoints import load_checkpoint
+from vaebench.train import train_stage
 
 AE_FAMILIES = {"ae", "dae", "sparse_ae", "ksparse_ae", "cae"}
 DIAGNOSTICS = {"recon_nats", "recon_mse", "active_fraction", "jacobian_sq_norm",

@@ -11,7 +11,8 @@ from vaebench.config import ConfigError
 from vaebench.data import moving_sprites as ms
 from vaebench.data import prepare_stage
 from vaebench.models import build_model, validate_model_config
-from vaebench.train import load_checkpoint, train_stage
+from vaebench.checkpoints import load_checkpoint
+from vaebench.train import train_stage
 
 SEQ = ms.Config(n_train=8, n_test=4, seq_len=10, image_size=12, sprite_size=4)
 

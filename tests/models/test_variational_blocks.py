@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from vaebench.train import load_checkpoint, train_stage
+from vaebench.checkpoints import load_checkpoint
+from vaebench.train import train_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 

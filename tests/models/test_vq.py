@@ -233,7 +233,8 @@ def test_grids_must_divide_the_image():
 @pytest.mark.parametrize("name", ["mnist_vqvae", "mnist_vqvae2"])
 def test_train_stage_reports_the_bound_and_the_checkpoint_carries_the_prior(
         name, tiny_config, tiny_data, tmp_path):
-    from vaebench.train import load_checkpoint, train_stage
+    from vaebench.checkpoints import load_checkpoint
+    from vaebench.train import train_stage
     metrics = train_stage(tiny_config, name, tiny_data / "mnist", tmp_path / "models",
                           tmp_path / "metrics.json", tmp_path / "plots")
     diag = metrics["diagnostics"]

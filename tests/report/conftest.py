@@ -1,7 +1,7 @@
 """Fixture reports: metrics, curves and figures in the real layouts the stages write.
 
 The files are built with the stages' own helpers (``runs.stage_metrics``,
-``runs.summarise``, ``report.figures.save_image_rows``), so a change of layout
+``stats.summarise``, ``figures.save_image_rows``), so a change of layout
 there shows up here. Two seeds, so every aggregate carries ``_ci95``.
 """
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from vaebench import io
-from vaebench.report.figures import save_image_rows
-from vaebench.runs import stage_metrics, summarise
+from vaebench.figures import save_image_rows
+from vaebench.runs import stage_metrics
+from vaebench.stats import summarise
 
 SEEDS = (0, 1)
 KS = (1, 5, 50)

@@ -18,7 +18,7 @@ from vaebench.config import load_config
 from vaebench.report import ReportError, tables
 from vaebench.report.plots import model_colours
 from vaebench.report.stage import PLOT_CSVS, report_stage
-from vaebench.report.figures import save_image_rows
+from vaebench.figures import save_image_rows
 from vaebench.report.tables import Cell, flat
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from vaebench.data import dsprites, mnist, moving_sprites
 from vaebench.data.base import DataError, PreparedData, load_prepared
+from vaebench.schema import ConfigError, validate
 
 DATASETS: dict[str, ModuleType] = {"dsprites": dsprites, "mnist": mnist,
                                     "moving_sprites": moving_sprites}
@@ -30,7 +31,6 @@ def get_dataset(name: str) -> ModuleType:
 
 def prepare_stage(cfg, name: str, raw_dir: Path, out_dir: Path) -> dict:
     """``prepare@<name>``: write ``out_dir`` deterministically (see :mod:`vaebench.data.base`)."""
-    from vaebench.config import ConfigError
     if name not in cfg.datasets:
         raise ConfigError(f"dataset {name!r} is not in params.yaml datasets; "
                           f"known: {sorted(cfg.datasets)}")
@@ -44,10 +44,9 @@ def prepare_stage(cfg, name: str, raw_dir: Path, out_dir: Path) -> dict:
 
 
 def validate_dataset_config(name: str, block: Any, where: str) -> Any:
-    from vaebench.config import ConfigError, _validate
     if name not in DATASETS:
         raise ConfigError(f"datasets.{name}: unknown dataset; known: {sorted(DATASETS)}")
-    return _validate(DATASETS[name].Config, block, where)
+    return validate(DATASETS[name].Config, block, where)
 
 
 __all__ = ["DATASETS", "DataError", "PreparedData", "get_dataset", "load_prepared",

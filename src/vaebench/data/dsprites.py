@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import NonNegativeInt, PositiveInt
 
-from vaebench.config import Strict
+from vaebench.schema import Strict
 from vaebench.data.base import DataError, save_prepared
 
 # Images can be drawn for any factor combination (``Images``), so the

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from vaebench.config import Strict
+from vaebench.schema import Strict
 from vaebench.data.base import DataError, save_prepared
 
 IDX_FILES = {

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from vaebench.config import Strict
+from vaebench.schema import Strict
 from vaebench.data.base import save_prepared
 
 

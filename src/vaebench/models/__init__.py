@@ -25,6 +25,7 @@ from vaebench.models.tdvae import TDVAE
 from vaebench.models.vae import VAE
 from vaebench.models.vqvae import VQVAE
 from vaebench.models.vqvae2 import VQVAE2
+from vaebench.schema import ConfigError, validate
 
 MODELS: dict[str, type[Model]] = {
     "ae": AE,
@@ -49,14 +50,13 @@ MODELS: dict[str, type[Model]] = {
 
 def validate_model_config(name: str, block: Any) -> ModelConfig:
     """Validate ``models.<name>`` against its family's config (errors name the key)."""
-    from vaebench.config import ConfigError, _validate
     if not isinstance(block, dict):
         raise ConfigError(f"models.{name}: expected a mapping, got {type(block).__name__}")
     family = block.get("family")
     if family not in MODELS:
         raise ConfigError(f"models.{name}.family: unknown family {family!r}; "
                           f"valid: {', '.join(sorted(MODELS))}")
-    return _validate(MODELS[family].Config, block, f"models.{name}")
+    return validate(MODELS[family].Config, block, f"models.{name}")
 
 
 def build_model(cfg: ModelConfig, image_shape: tuple[int, ...]) -> Model:

@@ -17,7 +17,7 @@ from pydantic import PositiveFloat, PositiveInt, model_validator
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, constraints
 
-from vaebench.config import Strict
+from vaebench.schema import Strict
 from vaebench.models.likelihoods import LIKELIHOODS
 from vaebench.models.nets import build_backbone, check_hidden
 

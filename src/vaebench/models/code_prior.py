@@ -21,7 +21,7 @@ from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 from torch.distributions import Categorical
 
-from vaebench.config import Strict
+from vaebench.schema import Strict
 
 
 class CodePriorConfig(Strict):

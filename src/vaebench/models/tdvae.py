@@ -37,7 +37,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
-from vaebench.config import ConfigError
+from vaebench.schema import ConfigError
 from vaebench.models.base import LossTerms, Model, ModelConfig, diagonal_gaussian
 from vaebench.models.nets import build_backbone
 
@@ -183,10 +183,10 @@ class TDVAE(Model):
 
     @torch.no_grad()
     def diagnostics(self, x):
-        from vaebench.evaluate.sequence import sequence_metrics
+        from vaebench.models.tdvae_eval import sequence_metrics
         return sequence_metrics(self, x, self.cfg.eval_context, self.cfg.eval_horizons,
                                 self.cfg.eval_samples)
 
     def figures(self, x, out_dir):
-        from vaebench.evaluate.sequence import save_rollout_figure
+        from vaebench.models.tdvae_eval import save_rollout_figure
         return [save_rollout_figure(self, x, Path(out_dir) / "rollouts.png")]

@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 from torch import nn
 
-from vaebench.config import Strict
+from vaebench.schema import Strict
 from vaebench.models.estimators import BASELINES, ESTIMATORS
 
 

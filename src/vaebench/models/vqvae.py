@@ -27,7 +27,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt
 from torch import nn
 from tqdm.auto import tqdm
 
-from vaebench.config import ConfigError
+from vaebench.schema import ConfigError
 from vaebench.models.base import LossTerms, Model, ModelConfig, PointMass
 from vaebench.models.code_prior import CodePrior, CodePriorConfig
 from vaebench.models.nets import GridDecoder, GridEncoder

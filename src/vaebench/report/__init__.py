@@ -1,7 +1,7 @@
-"""The report: figures drawn by the stages that hold a model (``figures``), and the
-``report`` stage that reads the stages' files only (``tables``, ``plots``,
-``page``, ``sections``, ``stage``). Kept free of imports, so the train stage
-importing ``figures`` (and the CLI) does not pay for pandas or the page code."""
+"""The ``report`` stage, which reads the stages' files only (``tables``, ``plots``,
+``page``, ``sections``, ``stage``); the figures of a loaded model are drawn by the
+train stage (:mod:`vaebench.figures`). Kept free of imports, so the CLI importing
+``ReportError`` does not pay for pandas or the page code."""
 
 
 class ReportError(ValueError):

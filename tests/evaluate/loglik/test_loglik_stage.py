@@ -17,7 +17,7 @@ from vaebench.data import mnist
 from vaebench.devices import DeviceError
 from vaebench.evaluate.loglik import evaluate_model, loglik_stage
 from vaebench.models import build_model
-from vaebench.train import save_checkpoint
+from vaebench.checkpoints import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -7,7 +7,8 @@ from torch.distributions import kl_divergence
 
 from vaebench.config import TrainConfig
 from vaebench.models.base import diagonal_gaussian
-from vaebench.train import fit, load_checkpoint, save_checkpoint
+from vaebench.checkpoints import load_checkpoint, save_checkpoint
+from vaebench.train import fit
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Evaluation of sequence models (TD-VAE) on moving sprites.
+"""TD-VAE's own evaluation on moving sprites: its ``diagnostics`` and ``figures`` (the train
+stage writes both), kept beside the model so that models/ never imports evaluate/.
 
 * the TD-VAE objective at one-step jumps, averaged over every t (nats per
   predicted frame), with its parts;

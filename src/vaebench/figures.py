@@ -1,7 +1,9 @@
 """Figures drawn by the stages that have a model loaded (samples, reconstructions).
 
 The report stage only reads files; anything that needs a model is drawn here,
-by the stage that already holds it, and saved as PNG.
+by the stage that already holds it (``train``), and saved as PNG. A leaf module
+(only :mod:`vaebench.io`), outside report/, so the train stage does not import the
+report package.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaebench.evaluate.sequence import (copy_last_mse, marginal_mse, prediction_mse,
+from vaebench.models.tdvae_eval import (copy_last_mse, marginal_mse, prediction_mse,
                                         save_rollout_figure, sequence_metrics)
 from vaebench.models import build_model, validate_model_config
 
@@ -70,7 +70,7 @@ def test_rollout_figure_is_a_png(model, tmp_path):
 
 
 def test_copy_gain_is_the_paired_difference_of_the_two_errors():
-    from vaebench.evaluate.sequence import copy_gain
+    from vaebench.models.tdvae_eval import copy_gain
     rng = np.random.default_rng(1)
     x = rng.random((40, 6, 5, 5))
     horizons = [1, 3]
