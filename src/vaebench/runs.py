@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -85,6 +86,13 @@ def load_run(run: TrainedRun, data_root: str | Path, device: torch.device | str 
     if data_cache is not None:
         data_cache[dataset] = data
     return model, ckpt, data
+
+
+def timestamp() -> str:
+    """Now, in UTC, ISO 8601 to the millisecond: a stage records when each seed's work
+    started and finished (strings, so no table or mean treats them as results), and
+    MLflow's runs take their start and end times from them."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 # Two-sided 95% Student-t quantiles for n - 1 degrees of freedom (n = 2..10).
