@@ -5,41 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
 from vaebench import io, mirror, tracking
 
-STARTED = datetime(2026, 11, 29, 21, 0, 0, 250000, tzinfo=timezone.utc)
-TRAIN_S = 95.5     # the fit alone; the seed's whole work (started -> finished) is longer
-
 
 def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
-
-
-@pytest.fixture
-def train_files(tmp_path):
-    """One seed of ``train@m`` as the stage leaves it, and the prepared data's meta.json."""
-    data, models, plots = tmp_path / "data" / "toy", tmp_path / "models" / "m", tmp_path / "plots"
-    for d in (data, models, plots):
-        d.mkdir(parents=True)
-    io.write_json(data / "meta.json", {
-        "dataset": "toy", "source": "generated", "n_train": 60, "n_test": 20,
-        "image_shape": [1, 4, 4], "sha256": {"train.npz": "a" * 64, "test.npz": "b" * 64}})
-    (models / "seed0.pt").write_bytes(b"a checkpoint")     # mirroring only hashes it
-    io.write_json(models / "config.json", {"model": {"family": "ae"}, "train": {"lr": 0.1},
-                                           "epochs": 2, "seeds": [0]})
-    (plots / "seed0.csv").write_text("epoch,step,train_loss,test_loss\n1,5,3.0,3.5\n"
-                                     "2,10,2.0,2.5\n")
-    seed = {"train": {"loss": 2.0}, "test": {"loss": 2.5}, "time_s": TRAIN_S,
-            "started": STARTED.isoformat(timespec="milliseconds"),
-            "finished": (STARTED + timedelta(seconds=TRAIN_S + 4.25)).isoformat()}
-    metrics = tmp_path / "train.json"
-    io.write_json(metrics, {"model": "m", "family": "ae", "dataset": "toy", "profile": "tiny",
-                            "device": "cpu", "n_params": 10, "seeds": {"0": seed}})
-    return {"metrics": metrics, "models": models, "plots": plots, "data": data}
 
 
 def _mirror_train(files) -> None:
@@ -60,9 +34,10 @@ def test_a_mirrored_run_reads_back_as_mlflow_users_expect(train_files):
     client, exp, run = _the_run()
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     # the run spans the seed's work as the stage recorded it, not the moment of logging
-    assert run.info.start_time == _ms(STARTED)
-    assert run.info.end_time == _ms(STARTED) + int((TRAIN_S + 4.25) * 1000)
-    assert run.info.end_time - run.info.start_time >= TRAIN_S * 1000
+    started = _ms(train_files["started"])
+    assert run.info.start_time == started
+    assert run.info.end_time == started + int(train_files["work_s"] * 1000)
+    assert run.info.end_time - run.info.start_time >= train_files["train_s"] * 1000
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"] == "train@m"
@@ -82,7 +57,7 @@ def test_replaying_the_files_keeps_the_times_and_the_dataset_once(train_files, t
     _mirror_train(train_files)
     _, _, first = _the_run()
     # a later evaluation of the same checkpoint adds to the run without moving its times
-    evaluated = STARTED + timedelta(hours=2)
+    evaluated = train_files["started"] + timedelta(hours=2)
     seed = {"elbo": -90.0, "started": evaluated.isoformat(),
             "finished": (evaluated + timedelta(seconds=30)).isoformat()}
     io.write_json(tmp_path / "loglik.json", {"model": "m", "seeds": {"0": seed}})
