@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: setup repro test clean-venv
+.PHONY: setup repro test clean-venv mlflow-server mlflow-server-stop
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -34,3 +34,11 @@ test: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# A local tracking server on PostgreSQL (see README, "Shared tracking server").
+mlflow-server: setup
+	$(BIN)/python -m pip install --quiet -e ".[server]"
+	MLFLOW=$(abspath $(BIN))/mlflow bash scripts/mlflow_server.sh start
+
+mlflow-server-stop:
+	bash scripts/mlflow_server.sh stop

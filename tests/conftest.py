@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,32 @@ def _copy_project(dest: Path) -> Path:
             (dest / item).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / item)
     return dest
+
+
+@pytest.fixture
+def train_files(tmp_path):
+    """One seed of ``train@m`` as the stage leaves it, and the prepared data's meta.json
+    (nothing trained): the paths, when the seed's work started, how long its fit took
+    (``train_s``) and how long the whole work took (``work_s``, a little longer)."""
+    from vaebench import io
+    started, train_s, work_s = (datetime(2026, 11, 29, 21, 0, 0, 250000, tzinfo=timezone.utc),
+                                95.5, 99.75)
+    data, models, plots = tmp_path / "data" / "toy", tmp_path / "models" / "m", tmp_path / "plots"
+    for d in (data, models, plots):
+        d.mkdir(parents=True)
+    io.write_json(data / "meta.json", {
+        "dataset": "toy", "source": "generated", "n_train": 60, "n_test": 20,
+        "image_shape": [1, 4, 4], "sha256": {"train.npz": "a" * 64, "test.npz": "b" * 64}})
+    (models / "seed0.pt").write_bytes(b"a checkpoint")     # mirroring only hashes it
+    io.write_json(models / "config.json", {"model": {"family": "ae"}, "train": {"lr": 0.1},
+                                           "epochs": 2, "seeds": [0]})
+    (plots / "seed0.csv").write_text("epoch,step,train_loss,test_loss\n1,5,3.0,3.5\n"
+                                     "2,10,2.0,2.5\n")
+    seed = {"train": {"loss": 2.0}, "test": {"loss": 2.5}, "time_s": train_s,
+            "started": started.isoformat(timespec="milliseconds"),
+            "finished": (started + timedelta(seconds=work_s)).isoformat()}
+    metrics = tmp_path / "train.json"
+    io.write_json(metrics, {"model": "m", "family": "ae", "dataset": "toy", "profile": "tiny",
+                            "device": "cpu", "n_params": 10, "seeds": {"0": seed}})
+    return {"metrics": metrics, "models": models, "plots": plots, "data": data,
+            "started": started, "train_s": train_s, "work_s": work_s}

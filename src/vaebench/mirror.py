@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +27,22 @@ def _seeds(metrics: dict, order: list | None = None) -> list[int]:
 
 def _checkpoint(models_dir: Path, seed: int) -> Path:
     return Path(models_dir) / f"seed{seed}.pt"
+
+
+def span(record: dict) -> tuple[int, int] | None:
+    """(start, end) in ms since the epoch of one seed's work, from the ``started`` and
+    ``finished`` times its stage recorded; None for files written before they were."""
+    try:
+        return tuple(int(datetime.fromisoformat(record[k]).timestamp() * 1000)
+                     for k in ("started", "finished"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def dataset_digest(meta: dict) -> str:
+    """A short digest of a prepared dataset: of the SHA-256 of each of its files, as
+    ``prepare`` recorded them in meta.json (MLflow keeps at most 36 characters)."""
+    return hashlib.sha256(json.dumps(meta["sha256"], sort_keys=True).encode()).hexdigest()[:32]
 
 
 def read_curve(path: Path) -> Iterator[tuple[int, dict]]:
@@ -48,18 +66,24 @@ def train(metrics_path: Path, models_dir: Path, plots_dir: Path,
     metrics = io.read_json(metrics_path)
     config = io.read_json(models_dir / "config.json")
     meta_path = Path(data_dir) / "meta.json" if data_dir is not None else None
-    data = ({k: io.read_json(meta_path)[k] for k in ("source", "n_train", "n_test")}
-            if meta_path is not None and meta_path.is_file() else None)
+    meta = io.read_json(meta_path) if meta_path is not None and meta_path.is_file() else None
+    data = {k: meta[k] for k in ("source", "n_train", "n_test")} if meta else None
     tags = {k: metrics[k] for k in ("family", "dataset", "profile", "device")}
     seeds = _seeds(metrics, config.get("seeds"))
     for seed in seeds:
         ckpt = _checkpoint(models_dir, seed)
-        with tracking.model_run(metrics["model"], seed, io.sha256_file(ckpt), tags) as run:
+        with tracking.model_run(metrics["model"], seed, io.sha256_file(ckpt), tags,
+                                stage=f"train@{metrics['model']}",
+                                span=span(metrics["seeds"][str(seed)])) as run:
             if run is None:
                 continue
             params = {"model": config["model"], "train": config["train"],
                       "epochs": config["epochs"], "seed": seed}
             run.log_params({**params, **({"data": data} if data else {})})
+            if meta:
+                run.log_dataset(meta["dataset"], dataset_digest(meta), data_dir,
+                                {k: meta[k] for k in ("n_train", "n_test", "image_shape")},
+                                context="training")
             for epoch, terms in read_curve(plots_dir / f"seed{seed}.csv"):
                 run.log_metrics(terms, prefix="curve", step=epoch)
             run.log_metrics({**metrics["seeds"][str(seed)], "n_params": metrics["n_params"]},
@@ -71,16 +95,18 @@ def train(metrics_path: Path, models_dir: Path, plots_dir: Path,
                     run.log_artifact(path, "figures")
 
 
-def _evaluation(metrics_path: Path, models_dir: Path, prefix: str, artifacts: list[Path] = (),
-                artifact_dir: str | None = None, first_seed_only: bool = False,
-                extra: dict | None = None) -> None:
+def _evaluation(stage: str, metrics_path: Path, models_dir: Path, prefix: str,
+                artifacts: list[Path] = (), artifact_dir: str | None = None,
+                first_seed_only: bool = False, extra: dict | None = None) -> None:
     """An evaluation stage: each seed's results (the ``seeds`` block of its JSON, plus
     ``extra``) as ``<prefix>/...`` metrics on the run of the checkpoint it evaluated."""
     metrics = io.read_json(metrics_path)
     seeds = _seeds(metrics)
     for seed in seeds:
         ckpt = _checkpoint(models_dir, seed)
-        with tracking.model_run(metrics["model"], seed, io.sha256_file(ckpt)) as run:
+        with tracking.model_run(metrics["model"], seed, io.sha256_file(ckpt),
+                                stage=f"{stage}@{metrics['model']}",
+                                span=span(metrics["seeds"][str(seed)])) as run:
             if run is None:
                 continue
             run.log_metrics({**metrics["seeds"][str(seed)], **(extra or {})}, prefix=prefix)
@@ -91,19 +117,19 @@ def _evaluation(metrics_path: Path, models_dir: Path, prefix: str, artifacts: li
 
 def loglik(metrics_path: Path, models_dir: Path) -> None:
     """``loglik@<model>``: the log-likelihood numbers of every seed (``loglik/...``)."""
-    _evaluation(metrics_path, models_dir, "loglik")
+    _evaluation("loglik", metrics_path, models_dir, "loglik")
 
 
 def robustness(metrics_path: Path, models_dir: Path, plots_dir: Path) -> None:
     """``robustness@<model>``: numbers per seed (``robust/...``) and the curve CSVs."""
-    _evaluation(metrics_path, models_dir, "robust", sorted(Path(plots_dir).glob("*.csv")))
+    _evaluation("robustness", metrics_path, models_dir, "robust", sorted(Path(plots_dir).glob("*.csv")))
 
 
 def disentangle(metrics_path: Path, models_dir: Path, figures_dir: Path) -> None:
     """``disentangle@<model>``: numbers per seed with the judge classifier's accuracy
     (``disent/...``); the figures (drawn for the first seed) on the first seed's run."""
     classifier = io.read_json(metrics_path).get("classifier") or {}
-    _evaluation(metrics_path, models_dir, "disent", sorted(Path(figures_dir).glob("*.png")),
+    _evaluation("disentangle", metrics_path, models_dir, "disent", sorted(Path(figures_dir).glob("*.png")),
                 "figures/disentangle", first_seed_only=True, extra={"classifier": classifier})
 
 

@@ -9,6 +9,7 @@ then mirrors the files onto each checkpoint's MLflow run).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -84,6 +85,13 @@ def load_run(run: TrainedRun, data_root: str | Path, device: torch.device | str 
     if data_cache is not None:
         data_cache[dataset] = data
     return model, ckpt, data
+
+
+def timestamp() -> str:
+    """Now, in UTC, ISO 8601 to the millisecond: a stage records when each seed's work
+    started and finished (strings, so no table or mean treats them as results), and
+    MLflow's runs take their start and end times from them."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def stage_metrics(name: str, ckpt: dict, per_seed: dict[int, dict], **extra) -> dict:

@@ -37,6 +37,8 @@ from typing import Any, Iterator
 
 EXPERIMENT = os.environ.get("VAEBENCH_EXPERIMENT", "vaebench")
 RUN_KEY_TAG = "vaebench.run_key"
+# MLflow 3's UI opens an experiment of this kind on its runs table (not the GenAI view).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class TrackingError(Exception):
@@ -167,13 +169,19 @@ def artifact_location() -> str | None:
 
 
 def _experiment_id(client) -> str:
+    """The suite's experiment (created on first use), tagged as a model-development one."""
     exp = _retrying(client.get_experiment_by_name, EXPERIMENT)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return client.create_experiment(EXPERIMENT, artifact_location=artifact_location())
-    except Exception:  # created concurrently by a process that holds no lock (a server)
-        return _retrying(client.get_experiment_by_name, EXPERIMENT).experiment_id
+    if exp is None:
+        try:
+            client.create_experiment(EXPERIMENT, artifact_location=artifact_location(),
+                                     tags=EXPERIMENT_KIND)
+        except Exception:  # created concurrently by a process that holds no lock (a server)
+            pass
+        exp = _retrying(client.get_experiment_by_name, EXPERIMENT)
+    for key, value in EXPERIMENT_KIND.items():     # also on stores made before the tag
+        if exp.tags.get(key) != value:
+            _retrying(client.set_experiment_tag, exp.experiment_id, key, value)
+    return exp.experiment_id
 
 
 @contextmanager
@@ -243,17 +251,44 @@ class Run:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, str(v))
 
+    @_safe
+    def log_dataset(self, name: str, digest: str, source: str | Path, profile: dict,
+                    context: str) -> None:
+        """Record the dataset the run used (MLflow's Dataset column): ``digest`` names the
+        exact files, ``source`` their folder; logging it again adds nothing."""
+        import json
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        dataset = Dataset(name=name, digest=digest, source_type="local",
+                          source=json.dumps({"uri": Path(source).resolve().as_uri()}),
+                          profile=json.dumps(profile, sort_keys=True))
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(
+            dataset, tags=[InputTag("mlflow.data.context", context)])])
+
 
 def run_key(model: str, seed: int, checkpoint_sha: str) -> str:
     return f"{model}/seed{seed}/{checkpoint_sha[:16]}"
 
 
+def source_tags(stage: str) -> dict[str, str]:
+    """MLflow's standard source tags (the UI's Source column): the stage that made the
+    run, and the git commit of the code when there is one."""
+    commit = git_commit()
+    return {"mlflow.source.type": "LOCAL", "mlflow.source.name": stage,
+            **({"mlflow.source.git.commit": commit} if commit != "unknown" else {})}
+
+
 @contextmanager
-def model_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None = None
+def model_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None = None,
+              stage: str = "vaebench", span: tuple[int, int] | None = None
               ) -> Iterator[Run | None]:
     """The MLflow run of a trained model (created on first use); None if MLflow fails
     or its server is unreachable. A sqlite store stays locked for this process while
-    the run is open (see :func:`store_lock`)."""
+    the run is open (see :func:`store_lock`).
+
+    The stage that creates the run names its source (``stage``) and, with ``span``
+    (start and end, ms since the epoch, as the stage's files record them), sets the
+    run's start and end to the work itself rather than to the logging; later stages
+    add to the run without moving its times, so a replay gives the same times."""
     if not reachable():
         yield None
         return
@@ -265,14 +300,14 @@ def model_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None = No
         if not locked:
             yield None
             return
-        with _open_run(model, seed, checkpoint_sha, tags) as handle:
+        with _open_run(model, seed, checkpoint_sha, tags, stage, span) as handle:
             yield handle
 
 
 @contextmanager
-def _open_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None
-              ) -> Iterator[Run | None]:
-    handle = None
+def _open_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None, stage: str,
+              span: tuple[int, int] | None) -> Iterator[Run | None]:
+    handle, finished = None, False
     with _best_effort("start of run"):
         client = _client()
         exp_id = _experiment_id(client)
@@ -282,27 +317,34 @@ def _open_run(model: str, seed: int, checkpoint_sha: str, tags: dict | None
         base_tags = {RUN_KEY_TAG: key, "model": model, "seed": seed,
                      "git_commit": git_commit(),
                      "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
-                     **(tags or {})}
+                     **source_tags(stage), **(tags or {})}
         if found:
             handle = Run(client, found[0].info.run_id)
             handle.set_tags({k: v for k, v in base_tags.items() if k not in found[0].data.tags})
+            finished = found[0].info.status == "FINISHED"
         else:
             run = _retrying(client.create_run, exp_id, run_name=f"{model}-seed{seed}",
+                            start_time=span[0] if span else None,
                             tags={k: str(v) for k, v in base_tags.items()})
             handle = Run(client, run.info.run_id)
     if handle is None:
         yield None
         return
     yield handle
+    if finished:        # its times are those of the stage that made it
+        return
     with _best_effort("end of run"):
-        _retrying(handle.client.set_terminated, handle.run_id)
+        _retrying(handle.client.set_terminated, handle.run_id,
+                  end_time=span[1] if span else None)
 
 
 @contextmanager
-def suite_run(name: str, tags: dict | None = None, key: str = "suite") -> Iterator[Run | None]:
+def suite_run(name: str, tags: dict | None = None, key: str = "suite", stage: str = "report",
+              span: tuple[int, int] | None = None) -> Iterator[Run | None]:
     """A suite-level run (the report), keyed by ``name`` and ``key`` (e.g. a digest of the
     results, so each pipeline run with different results gets its own run)."""
-    with model_run(name, 0, key, tags={"kind": "suite", **(tags or {})}) as run:
+    with model_run(name, 0, key, tags={"kind": "suite", **(tags or {})}, stage=stage,
+                   span=span) as run:
         yield run
 
 

@@ -22,6 +22,7 @@ from vaebench.config import Config, ConfigError, TrainConfig
 from vaebench.data import PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import MODELS, Model, build_model
+from vaebench.runs import timestamp
 from vaebench.stats import summarise
 
 
@@ -160,6 +161,7 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
     with io.atomic_dir(out_dir, MODEL_FILES) as out_tmp, \
             io.atomic_dir(plots_dir, CURVE_FILES) as plots_tmp:
         for seed in cfg.seeds:
+            started = timestamp()
             seed_everything(seed, tcfg.deterministic, device)
             model = build_model(mcfg, data.image_shape).to(device)
             t0 = time.perf_counter()
@@ -182,6 +184,7 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
             if figures_dir is not None and seed == cfg.seeds[0]:
                 from vaebench.figures import model_figures
                 model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
+            per_seed[seed].update(started=started, finished=timestamp())
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
                   f"({seconds:.1f} s on {describe(device)})")
         n_params = sum(p.numel() for p in model.parameters())

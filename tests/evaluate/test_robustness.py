@@ -173,6 +173,9 @@ def _recording_run(logged):
         def log_params(self, params):
             pass
 
+        def log_dataset(self, *args, **kwargs):
+            pass
+
         def log_artifact(self, path, artifact_path=None):
             logged.append(("artifact", Path(path).name))
     yield Run()
@@ -180,8 +183,8 @@ def _recording_run(logged):
 
 def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_params, tiny_data):
     logged = []
-    monkeypatch.setattr(tracking, "model_run",
-                        lambda model, seed, sha, tags=None: _recording_run(logged))
+    monkeypatch.setattr(tracking, "model_run", lambda model, seed, sha, tags=None, stage=None,
+                        span=None: _recording_run(logged))
     params = tiny_params()
     cfg = load_config(params)
     for name in ("mnist_ae", "mnist_vae"):

@@ -201,6 +201,7 @@ def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
                                      device)
             classify_fn = make_classify_fn(clf, device)
         for i, run in enumerate(trained):
+            started = runs.timestamp()
             model, ckpt, data = runs.load_run(run, data_root, device, cache)
             print(f"{name} seed {run.seed} ({section.representation} codes, {describe(device)}):")
             codes_fn = make_codes_fn(model, images, section.representation, device,
@@ -225,6 +226,7 @@ def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
                 result["traversals"] = {"reference": info["reference"]}
             result["time_s"] = {k: t.wall for k, t in timers.items()}
             result["cpu_s"] = {k: t.cpu for k, t in timers.items()}
+            result.update(started=started, finished=runs.timestamp())
             per_seed[run.seed] = result
     metrics = runs.stage_metrics(name, ckpt, per_seed, profile=cfg.profile,
                                  device=describe(device), representation=section.representation,

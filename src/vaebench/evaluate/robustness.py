@@ -85,7 +85,7 @@ from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.attacks import (code_distance, has_kl, input_differentiable,
                                        latent_objective, output_objective, pgd)
 from vaebench.models.jacobian import jacobian_frobenius
-from vaebench.runs import load_run, stage_metrics, trained_runs
+from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
 
 
 def normalised_auc(levels, values) -> float:
@@ -420,8 +420,10 @@ def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
     cache: dict = {}
     per_seed, curves_by_seed, points, info = {}, {}, {}, {}
     for run in runs:
+        started = timestamp()
         model, ckpt, data = load_run(run, data_root, device, cache)
         metrics, extra = evaluate_model(model, data, rcfg)
+        metrics.update(started=started, finished=timestamp())
         per_seed[run.seed], curves_by_seed[run.seed], info = metrics, extra["curves"], extra["info"]
         points[run.seed] = extra["points"]
         print(f"{name} seed {run.seed}: robustness in {metrics['time_s']['total']:.1f} s "

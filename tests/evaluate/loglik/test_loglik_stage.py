@@ -64,7 +64,7 @@ def mlflow_calls(monkeypatch):
             calls.append((self.key, "artifact", path))
 
     @contextmanager
-    def model_run(model, seed, sha, tags=None):
+    def model_run(model, seed, sha, tags=None, stage=None, span=None):
         yield Recorder((model, seed))
 
     monkeypatch.setattr(tracking, "model_run", model_run)

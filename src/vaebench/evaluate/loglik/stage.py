@@ -27,7 +27,7 @@ from vaebench.evaluate.loglik.estimate import importance_estimates
 from vaebench.evaluate.loglik.gaps import diagonal_start, fit_local_posterior
 from vaebench.evaluate.loglik.posterior import (active_units, kl_per_dimension, kl_to_prior,
                                                 posterior_means)
-from vaebench.runs import load_run, stage_metrics, trained_runs
+from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
 
 
 def summary(values: Tensor) -> dict:
@@ -182,10 +182,11 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
     runs = trained_runs(cfg, name, models_dir)
     per_seed, cache = {}, {}
     for run in runs:
+        started = timestamp()
         model, ckpt, data = load_run(run, data_root, device, cache)
         x = data.test_inputs(model.cfg.binarize)[:lcfg.n_test]
         result = evaluate_model(model, x, lcfg, progress)
-        per_seed[run.seed] = result
+        per_seed[run.seed] = {**result, "started": started, "finished": timestamp()}
         print(f"{name} seed {run.seed}: ELBO {result['elbo']['mean']:.2f}, log p_K(x) "
               f"{result['log_p_hat'][f'k{lcfg.ks[-1]}']['mean']:.2f} at K={lcfg.ks[-1]} "
               f"({result['time_s']['total']:.1f} s on {describe(device)})")
