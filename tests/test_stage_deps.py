@@ -53,37 +53,46 @@ def _is_type_checking(node: ast.AST) -> bool:
         or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
 
 
-def _import_nodes(node: ast.AST):
-    """Every import statement under ``node`` except those that never run."""
+def _running_nodes(node: ast.AST):
+    """Every node under ``node`` except those under ``if TYPE_CHECKING:`` (never run)."""
     for child in ast.iter_child_nodes(node):
         if _is_type_checking(child):
-            yield from (n for stmt in child.orelse for n in _import_nodes_of(stmt))
+            for stmt in child.orelse:
+                yield stmt
+                yield from _running_nodes(stmt)
             continue
-        yield from _import_nodes_of(child)
+        yield child
+        yield from _running_nodes(child)
 
 
-def _import_nodes_of(node: ast.AST):
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        yield node
-    yield from _import_nodes(node)
+def _dynamic_import(node: ast.AST) -> ast.expr | None:
+    """The module argument of ``importlib.import_module(...)`` / ``__import__(...)``."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return node.args[0] if name in ("import_module", "__import__") else None
 
 
 def imported_names(tree: ast.AST, package: str) -> set[str]:
     """Dotted names of the modules (and candidate submodules) ``tree`` imports;
-    ``package`` resolves relative imports."""
+    ``package`` resolves relative imports. A dynamic import of a constant name counts;
+    one of a computed name cannot be followed (see the test below that forbids it)."""
     names = set()
-    for node in _import_nodes(tree):
+    for node in _running_nodes(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-            continue
-        if node.level:
-            parts = package.split(".")
-            base = ".".join(parts[:len(parts) - node.level + 1])
-            base = f"{base}.{node.module}" if node.module else base
-        else:
-            base = node.module
-        names.add(base)
-        names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(arg := _dynamic_import(node), ast.Constant):
+            names.add(arg.value)
     return names
 
 
@@ -208,6 +217,17 @@ def test_the_closure_follows_function_level_and_relative_imports():
                      "    from vaebench import train\nelse:\n    from . import io\n")
     names = imported_names(tree, "vaebench")
     assert "vaebench.io" in names and "vaebench.train" not in names
+    tree = ast.parse("import importlib\ndef f():\n    importlib.import_module('vaebench.runs')\n")
+    assert "vaebench.runs" in imported_names(tree, "vaebench")
+
+
+def test_every_import_in_the_package_names_its_module():
+    """A module name computed at run time would hide code from the closure above."""
+    hidden = [f"{path.relative_to(ROOT)}:{node.lineno}"
+              for path in sorted((SRC / PACKAGE).rglob("*.py"))
+              for node in ast.walk(ast.parse(path.read_text()))
+              if (arg := _dynamic_import(node)) is not None and not isinstance(arg, ast.Constant)]
+    assert not hidden, f"imports of computed module names (the deps test cannot follow): {hidden}"
 
 
 def test_derived_deps_name_a_folder_only_when_every_module_in_it_is_used():
