@@ -55,11 +55,77 @@ def test_repro_writes_every_declared_output(repo):
     params = _params(repo)
     for dataset in params["datasets"]:
         assert (repo / "data" / "prepared" / dataset / "meta.json").is_file()
-    for model in params["models"]:
-        assert (repo / "models" / model / "seed0.pt").is_file()
-        metrics = json.loads((repo / "reports" / "metrics" / "train" / f"{model}.json").read_text())
-        # finite, not positive: a density on continuous data (Gaussian decoders) can exceed 1
-        assert metrics["profile"] == "tiny" and math.isfinite(metrics["test"]["loss"])
+    check_stage_metrics(repo, params)
+
+
+# --- what the stages' metrics files must hold (also applies to any profile's reports/) ---
+
+SCORES = {"mig": ["mig"], "sap": ["sap"], "dci": ["disentanglement", "completeness"],
+          "modularity": ["modularity"], "beta_vae": ["eval_accuracy"],
+          "factor_vae": ["eval_accuracy"]}     # disentanglement scores, each in [0, 1]
+
+
+def check_stage_metrics(repo: Path, params: dict) -> None:
+    metrics = repo / "reports" / "metrics"
+    seeds = {str(s) for s in params["seeds"]}
+    for model, block in params["models"].items():
+        m = _metrics(metrics / "train" / f"{model}.json", model, params)
+        assert (m["family"], m["dataset"]) == (block["family"], block["dataset"]), model
+        assert set(m["seeds"]) == seeds and m["n_params"] > 0, model
+        for seed, run in m["seeds"].items():
+            assert (repo / "models" / model / f"seed{seed}.pt").is_file()
+            # finite, not signed: a density on continuous data (Gaussian decoders) can exceed 1
+            assert math.isfinite(run["test"]["loss"]), (model, seed)
+            if m["likelihood"] == "bernoulli":   # a probability of binary pixels: <= 1
+                assert run["test"].get("elbo", -1.0) <= 0 <= run["test"].get("recon", 0.0)
+    for model in params["evaluate"]["loglik"]:
+        m = _metrics(metrics / "loglik" / f"{model}.json", model, params)
+        for seed in seeds:
+            _check_loglik(m["seeds"][seed], m["likelihood"], f"loglik {model} seed {seed}")
+    for model in params["evaluate"]["disentangle"]:
+        m = _metrics(metrics / "disentangle" / f"{model}.json", model, params)
+        for seed in seeds:
+            for metric, keys in SCORES.items():
+                for key in keys:
+                    value = m["seeds"][seed][metric][key]
+                    assert 0 <= value <= 1, f"disentangle {model} seed {seed}: {metric}.{key}"
+    for model in params["evaluate"]["robustness"]:
+        m = _metrics(metrics / "robustness" / f"{model}.json", model, params)
+        for seed in seeds:
+            run = m["seeds"][seed]
+            assert run["recon_err_clean"] >= 0 and 0 <= run["probe_acc_clean"] <= 1, model
+            aucs = {k: v for k, v in run.items() if k.startswith("auc_")}
+            assert aucs and all(math.isfinite(v) for v in aucs.values()), (model, aucs)
+            assert all(0 <= v <= 1 for k, v in aucs.items() if "probe_acc" in k), (model, aucs)
+
+
+def _metrics(path: Path, model: str, params: dict) -> dict:
+    m = json.loads(path.read_text())
+    assert m["model"] == model and m["profile"] == params["profile"], path
+    assert set(m["seeds"]) == {str(s) for s in params["seeds"]}, path
+    return m
+
+
+def _check_loglik(run: dict, likelihood: str, where: str) -> None:
+    """log p_K >= ELBO and rises with K (paired differences over the same test points,
+    up to 4 standard errors); below 0 for binary pixels; below the exact log p(x) where
+    the model has one."""
+    assert run["ks"] == sorted(set(run["ks"])) and run["k_max"] == run["ks"][-1], where
+    assert set(run["log_p_hat"]) == {f"k{k}" for k in run["ks"]}, where
+    elbo = run["elbo"]["mean"]
+    assert math.isfinite(elbo) and run["kl"]["mean"] >= 0, where
+    for k in run["ks"]:
+        est = run["log_p_hat"][f"k{k}"]
+        assert math.isfinite(est["mean"]), (where, k)
+        assert est["minus_elbo"] >= -4 * est["minus_elbo_stderr"], (where, k, est)
+        assert est["minus_elbo"] == pytest.approx(est["mean"] - elbo, abs=1e-6), (where, k)
+        if "minus_prev" in est:
+            assert est["minus_prev"] >= -4 * est["minus_prev_stderr"], (where, k, est)
+        if likelihood == "bernoulli":
+            assert est["mean"] <= 0 and elbo <= 0, (where, k)
+    if "exact" in run:   # linear-Gaussian models: the bound is below the true log p(x)
+        assert run["elbo"]["error"] <= 4 * run["elbo"]["error_stderr"], where
+        assert run["elbo"]["error"] == pytest.approx(elbo - run["exact"]["mean"], abs=1e-6)
 
 
 def _pagecheck():

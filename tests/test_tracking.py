@@ -43,6 +43,7 @@ def test_artifacts_live_beside_the_sqlite_store_not_in_the_working_directory(tmp
     assert tracking.artifact_location() is None         # a server chooses its own
 
 
+@pytest.mark.slow   # runs the train stage for two models
 def test_one_run_per_variant_with_params_curves_metrics_and_checkpoint(
         tiny_config, tiny_data, tmp_path):
     from mlflow.tracking import MlflowClient

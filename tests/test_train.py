@@ -20,6 +20,7 @@ def _train(cfg, name, tiny_data, tmp_path, tag="a"):
     return out, metrics
 
 
+@pytest.mark.slow   # runs the train stage (every seed, figures, MLflow)
 def test_same_seed_gives_bit_identical_checkpoints_and_another_seed_does_not(
         tiny_config, tiny_data, tmp_path):
     cfg = tiny_config.model_copy(update={"seeds": [0, 1]})
@@ -31,6 +32,7 @@ def test_same_seed_gives_bit_identical_checkpoints_and_another_seed_does_not(
     assert io.sha256_file(ckpt(a, 0)) != io.sha256_file(ckpt(a, 1))
 
 
+@pytest.mark.slow   # runs the train stage (every seed, figures, MLflow)
 def test_conv_model_is_bit_identical_too(tiny_config, tiny_data, tmp_path):
     a, _ = _train(tiny_config, "dsprites_vae", tiny_data, tmp_path, "a")
     b, _ = _train(tiny_config, "dsprites_vae", tiny_data, tmp_path, "b")
@@ -38,6 +40,7 @@ def test_conv_model_is_bit_identical_too(tiny_config, tiny_data, tmp_path):
     assert io.sha256_file(a / p) == io.sha256_file(b / p)
 
 
+@pytest.mark.slow   # runs the train stage (every seed, figures, MLflow)
 def test_training_lowers_the_loss_and_writes_curves_and_metrics(tiny_config, tiny_data, tmp_path):
     cfg = tiny_config.model_copy(update={"sections": {
         **tiny_config.sections,
@@ -56,15 +59,30 @@ def test_training_lowers_the_loss_and_writes_curves_and_metrics(tiny_config, tin
     assert set(saved["seeds"]) == {"0"}
 
 
-def test_checkpoint_round_trip_with_weights_only(tiny_config, tiny_data, tmp_path):
-    out, _ = _train(tiny_config, "mnist_beta_vae", tiny_data, tmp_path)
-    path = out / "models" / "mnist_beta_vae" / "seed0.pt"
-    model, ckpt = load_checkpoint(path)
-    assert ckpt["config"]["beta"] == tiny_config.models["mnist_beta_vae"].beta
-    state = torch.load(path, weights_only=True)["state_dict"]
-    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
-    resolved = json.loads((out / "models" / "mnist_beta_vae" / "config.json").read_text())
-    assert resolved["model"]["family"] == "beta_vae" and resolved["profile"] == "tiny"
+@pytest.mark.slow   # runs the train stage (every seed, figures, MLflow)
+def test_a_reloaded_checkpoint_reproduces_the_metrics_the_stage_recorded(tiny_config, tiny_data,
+                                                                          tmp_path):
+    """The checkpoint is the model that was measured: rebuilt from the file alone (safe
+    loading), the deterministic autoencoder gives the recorded test terms and, through its
+    ex-post code density fitted after training, the recorded diagnostics."""
+    from vaebench.data import load_prepared
+    from vaebench.train import evaluate_terms
+    name = "mnist_ae"
+    out, metrics = _train(tiny_config, name, tiny_data, tmp_path)
+    model, ckpt = load_checkpoint(out / "models" / name / "seed0.pt")
+    mcfg = tiny_config.models[name]
+    assert ckpt["config"] == json.loads(json.dumps(mcfg.model_dump()))
+    assert (ckpt["model"], ckpt["seed"], ckpt["dataset"]) == (name, 0, "mnist")
+    x = load_prepared(tiny_data / "mnist").test_inputs(mcfg.binarize)
+    recorded = metrics["seeds"]["0"]
+    terms = evaluate_terms(model, x, tiny_config.model_train(name).eval_batch_size, 0)
+    assert terms.keys() == recorded["test"].keys()
+    assert terms == pytest.approx(recorded["test"], rel=1e-5)
+    assert recorded["diagnostics"], "the autoencoder records its ex-post diagnostics"
+    with torch.no_grad():
+        assert model.diagnostics(x) == pytest.approx(recorded["diagnostics"], rel=1e-5)
+    resolved = json.loads((out / "models" / name / "config.json").read_text())
+    assert resolved["model"]["family"] == "ae" and resolved["profile"] == "tiny"
 
 
 def test_absent_devices_are_errors_not_fallbacks():
@@ -98,6 +116,7 @@ def test_missing_prepared_data_is_a_clear_error(tiny_config, tmp_path):
                     tmp_path / "j.json", tmp_path / "p")
 
 
+@pytest.mark.slow   # runs the train stage (every seed, figures, MLflow)
 def test_stage_draws_reconstructions_and_samples(tiny_config, tiny_data, tmp_path):
     for name, expected in (("mnist_vae", {"reconstructions.png", "samples.png"}),
                            ("dsprites_vae", {"reconstructions.png", "samples.png"})):

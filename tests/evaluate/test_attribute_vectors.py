@@ -97,6 +97,7 @@ def judge():
     return train_factor_classifier(dsprites.render, SIZES, cfg, np.random.default_rng(0))
 
 
+@pytest.mark.slow   # trains the factor classifier (module fixture `judge`)
 def test_factor_classifier_reads_shape_scale_and_position_off_held_out_images(judge):
     clf, predicted, truth = judge
     assert predicted.shape == truth.shape == (1000, 5)
@@ -108,6 +109,7 @@ def test_factor_classifier_reads_shape_scale_and_position_off_held_out_images(ju
     assert acc[SHAPE] > 0.5 and acc[POSX] > 3 / 32
 
 
+@pytest.mark.slow   # trains the factor classifier (module fixture `judge`)
 @pytest.mark.parametrize("factor,source,target,tol", [(SCALE, 0, 5, 0), (SHAPE, 0, 2, 0),
                                                       (POSX, 0, 31, 2)])
 def test_renderer_model_judged_by_the_classifier(judge, factor, source, target, tol):

@@ -205,6 +205,7 @@ def trained(tmp_path_factory, tiny_data):
     return cfg, tmp
 
 
+@pytest.mark.slow   # trains a model (module fixture `trained`)
 def test_stage_runs_end_to_end_and_writes_every_metric(trained, tiny_data, tmp_path):
     cfg, tmp = trained
     out, figures = tmp_path / "disentangle" / "dsprites_vae.json", tmp_path / "fig"
@@ -239,6 +240,7 @@ def test_stage_runs_end_to_end_and_writes_every_metric(trained, tiny_data, tmp_p
                                  "figures/disentangle/traversals.png"]
 
 
+@pytest.mark.slow   # trains a model (module fixture `trained`)
 def test_stage_refuses_a_model_not_listed_and_an_absent_device(trained, tiny_data, tmp_path):
     cfg, tmp = trained
     args = (tmp / "models" / "dsprites_vae", tiny_data, ROOT / "data" / "raw",

@@ -181,6 +181,7 @@ def _recording_run(logged):
     yield Run()
 
 
+@pytest.mark.slow   # trains three models, then runs the stage
 def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_params, tiny_data):
     logged = []
     monkeypatch.setattr(tracking, "model_run", lambda model, seed, sha, tags=None, stage=None,

@@ -27,6 +27,7 @@ def test_default_suite_has_every_autoencoder_family_on_mnist_and_three_on_dsprit
 
 
 # two of them (each stage run costs seconds): an MLP one and the conv64 contractive one
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist_ksparse_ae", "dsprites_cae"])
 def test_train_stage_writes_diagnostics_samples_and_the_mixture(name, tiny_config, tiny_data,
                                                                  tmp_path):

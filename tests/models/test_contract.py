@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch.distributions import Distribution
 
+from vaebench.data.base import PreparedData
 from vaebench.models import MODELS, build_model, validate_model_config
+from vaebench.models.base import Model
 
 SHAPES = {"mlp": (1, 28, 28), "conv64": (1, 64, 64)}
 FRAMES = {"tdvae": 12}   # sequence families: time on the channel axis
@@ -30,6 +32,13 @@ def _shape(family: str, backbone: str) -> tuple[int, ...]:
     return (FRAMES.get(family, 1), *SHAPES[backbone][1:])
 
 
+def _prepared(x: torch.Tensor) -> PreparedData:
+    """``x`` (binary images) as the training set the loop hands to ``before_fit``."""
+    images, none = x.to(torch.uint8), torch.zeros(len(x), 0, dtype=torch.long)
+    meta = {"dataset": "test", "max_value": 1, "image_shape": list(x.shape[1:])}
+    return PreparedData("test", meta, images, images, images, none, none)
+
+
 @pytest.fixture(params=sorted(MODELS))
 def family(request):
     return request.param
@@ -44,6 +53,7 @@ def test_interface_shapes_and_gradients(family, backbone):
     shape = _shape(family, backbone)
     model = build_model(_config(family, backbone), shape)
     x = torch.rand(3, *shape).round()
+    model.before_fit(_prepared(x), binarize=True)     # as the training loop does first
     q = model.encode(x)
     assert isinstance(q, Distribution) and q.mean.shape == (3, model.code_dim)
     z = model.represent(x)
@@ -52,17 +62,35 @@ def test_interface_shapes_and_gradients(family, backbone):
     assert isinstance(px, Distribution)
     assert px.log_prob(x).shape == (3,)
     assert model.reconstruct(x).shape == x.shape
-    out = model.loss(x, step=0)
+    # the loss as the training loop calls it (models.base.Model.needs_index)
+    out = model.loss(x, step=0, **({"index": torch.arange(3)} if model.needs_index else {}))
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     assert all(torch.isfinite(v) for v in out.terms.values())
     out.loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    _assert_the_loss_trains_every_stepped_parameter(model)
     if model.probabilistic:
         assert model.prior() is not None
     samples = model.sample(5)
     if model.probabilistic or samples is not None:
         assert samples.shape == (5, *shape)
+
+
+def _assert_the_loss_trains_every_stepped_parameter(model) -> None:
+    """Every parameter the training loop steps (``optim_groups`` of a ``trainable``
+    model) has a finite, nonzero gradient of the loss; a parameter it does not step
+    (an ex-post code prior, a closed-form fit) must be fitted by ``after_fit``."""
+    stepped = ({id(p) for group in model.optim_groups().values() for p in group}
+               if model.trainable else set())
+    named = dict(model.named_parameters())
+    assert stepped <= {id(p) for p in named.values()}
+    assert stepped or not model.trainable, "a trainable model with nothing to optimise"
+    dead = [n for n, p in named.items() if id(p) in stepped
+            and (p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0)]
+    assert not dead, f"stepped parameters the loss does not reach (or NaN/zero gradient): {dead}"
+    assert all(torch.isfinite(p.grad).all() for p in named.values() if p.grad is not None)
+    unstepped = [n for n, p in named.items() if id(p) not in stepped]
+    assert not unstepped or type(model).after_fit is not Model.after_fit, (
+        f"parameters neither optimised by the loop nor fitted after it: {unstepped}")
 
 
 def test_vae_kl_is_the_closed_form_of_seed_000():

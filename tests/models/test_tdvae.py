@@ -126,6 +126,7 @@ def test_settings_that_do_not_fit_the_sequences_are_errors(kw, match):
         _model(**kw)
 
 
+@pytest.mark.slow   # prepares moving sprites and runs the train stage
 def test_train_stage_on_moving_sprites_reports_prediction_errors(tiny_config, tmp_path):
     data_dir = tmp_path / "moving_sprites"
     prepare_stage(tiny_config, "moving_sprites", tmp_path / "raw", data_dir)

@@ -12,6 +12,7 @@ import yaml
 from vaebench.checkpoints import load_checkpoint
 from vaebench.train import train_stage
 
+pytestmark = pytest.mark.slow   # every test reads the module fixture that trains 7 models
 ROOT = Path(__file__).resolve().parents[2]
 
 BLOCKS = {  # params.yaml model -> terms its metrics must report

@@ -230,6 +230,7 @@ def test_grids_must_divide_the_image():
         _model(shape=(1, 28, 28), hidden=[8, 8, 8])
 
 
+@pytest.mark.slow   # runs the train stage
 @pytest.mark.parametrize("name", ["mnist_vqvae", "mnist_vqvae2"])
 def test_train_stage_reports_the_bound_and_the_checkpoint_carries_the_prior(
         name, tiny_config, tiny_data, tmp_path):

@@ -16,6 +16,7 @@ import yaml
 
 from vaebench.config import load_config
 
+pytestmark = pytest.mark.slow   # runs `dvc repro` and other dvc commands
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 EVALUATE = {"loglik": ["mnist_vae", "mnist_vae_gaussdec", "dsprites_vae"],
