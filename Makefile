@@ -37,7 +37,6 @@ clean-venv:
 
 # A local tracking server on PostgreSQL (see README, "Shared tracking server").
 mlflow-server: setup
-	$(BIN)/python -m pip install --quiet -e ".[server]"
 	MLFLOW=$(abspath $(BIN))/mlflow bash scripts/mlflow_server.sh start
 
 mlflow-server-stop:
