@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: setup repro test clean-venv mlflow-server mlflow-server-stop
+.PHONY: setup repro test clean-venv mlflow-server mlflow-server-stop push pull
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -34,6 +34,14 @@ test: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The cached outputs dvc.lock names, to / from the default DVC remote (README,
+# "Sharing results between machines"; `dvc remote add -d ...` first).
+push: setup
+	$(BIN)/dvc push
+
+pull: setup
+	$(BIN)/dvc pull
 
 # A local tracking server on PostgreSQL (see README, "Shared tracking server").
 mlflow-server: setup

@@ -84,9 +84,9 @@ def copy_project():
 
 
 def _copy_project(dest: Path) -> Path:
-    """Copy what the pipeline needs (code, params, dvc.yaml, raw data) to ``dest``."""
+    """Copy what the pipeline needs (code, params, dvc.yaml, .dvcignore, raw data) to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in ("src", "dvc.yaml", "params.yaml", "data/raw", "pyproject.toml"):
+    for item in ("src", "dvc.yaml", "params.yaml", ".dvcignore", "data/raw", "pyproject.toml"):
         src = ROOT / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))

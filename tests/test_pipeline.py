@@ -192,6 +192,40 @@ def test_second_repro_does_nothing_and_status_is_clean(repo):
     assert "up to date" in _run(repo, "dvc", "status")
 
 
+def test_second_clone_pulls_every_output_and_reruns_nothing(repo, tmp_path):
+    """A shared DVC remote (README, "Sharing results between machines"): what one clone
+    pushed, a fresh clone pulls, and its `dvc repro` then runs no stage."""
+    git = ("git", "-c", "user.name=t", "-c", "user.email=t@t")
+    remote, clone = tmp_path / "dvc-remote", tmp_path / "clone"
+    _run(repo, "dvc", "remote", "add", "-d", "shared", str(remote))
+    _run(repo, *git, "add", "-A")          # the remote's config travels through git
+    _run(repo, *git, "commit", "-qm", "shared DVC remote")
+    assert "pushed" in _run(repo, "dvc", "push")
+    _run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    assert not (clone / "models").exists()  # cached outputs are not in git
+    _run(clone, "dvc", "pull")
+    # imports write __pycache__/ under src/ on a user's machine; .dvcignore keeps it out of
+    # the code's hash, else every stage depending on src/ would look changed
+    _run(clone, sys.executable, "-m", "compileall", "-q", "src")
+    assert any((clone / "src" / "vaebench").rglob("__pycache__"))
+    assert "Data and pipelines are up to date" in _run(clone, "dvc", "status")
+    out = _run(clone, "dvc", "repro")
+    assert "Running stage" not in out
+    stages = _run(clone, "dvc", "stage", "list", "--name-only").split()
+    assert len(stages) > 5
+    for stage in stages:
+        assert f"Stage '{stage}' didn't change, skipping" in out, stage
+    # every cached output is the same file, byte for byte; metrics (cache: false) came by git
+    pulled = [p for d in ("data/prepared", "models") for p in (clone / d).rglob("*")
+              if p.is_file()]
+    model = next(iter(_params(repo)["models"]))
+    assert clone / "models" / model / "seed0.pt" in pulled
+    for path in pulled:
+        assert path.read_bytes() == (repo / path.relative_to(clone)).read_bytes(), path
+    metrics = Path("reports/metrics/train") / f"{model}.json"
+    assert (clone / metrics).read_bytes() == (repo / metrics).read_bytes()
+
+
 def test_experiment_changes_only_its_chain_and_its_metrics(repo):
     out = _run(repo, "dvc", "exp", "run", "-S", "models.dsprites_beta_vae.beta=8")
     assert "Running stage 'train@dsprites_beta_vae'" in out
