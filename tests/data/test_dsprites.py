@@ -66,6 +66,36 @@ def test_render_is_binary_inside_the_frame_and_shaped_by_the_factors():
     assert len({large[i].tobytes() for i in range(3)}) == 3
 
 
+def _render_by_definition(factors: np.ndarray) -> np.ndarray:
+    """The documented geometry, written out directly: every shape's inequality on every
+    pixel, then the image's own shape selected (what render computed before it
+    evaluated only the image's own shape)."""
+    values = {k: np.asarray(v) for k, v in dsprites.FACTOR_VALUES.items()}
+    scale = values["scale"][factors[:, 1]][:, None, None]
+    theta = values["orientation"][factors[:, 2]][:, None, None]
+    cx = (12.0 + 40.0 * values["posX"][factors[:, 3]])[:, None, None]
+    cy = (12.0 + 40.0 * values["posY"][factors[:, 4]])[:, None, None]
+    centres = np.arange(64) + 0.5
+    dx = (centres[None, None, :] - cx) / (8.0 * scale)
+    dy = (cy - centres[None, :, None]) / (8.0 * scale)
+    a = np.cos(theta) * dx + np.sin(theta) * dy
+    b = -np.sin(theta) * dx + np.cos(theta) * dy
+    u, v = 1.2 * a, 1.2 * (b - 0.1)
+    inside = [np.maximum(np.abs(a), np.abs(b)) <= 1.0, a ** 2 + (b / 0.5) ** 2 <= 1.0,
+              (u ** 2 + v ** 2 - 1.0) ** 3 - u ** 2 * v ** 3 <= 0.0]
+    shape = factors[:, 0][:, None, None]
+    return np.where(shape == 0, inside[0], np.where(shape == 1, inside[1], inside[2]))
+
+
+def test_render_draws_exactly_the_documented_geometry():
+    rng = np.random.default_rng(7)
+    factors = np.stack([rng.integers(s, size=3000) for s in dsprites.FACTOR_SIZES], axis=1)
+    factors[:3, 0] = [0, 1, 2]                          # every shape, also in a tiny chunk
+    expected = _render_by_definition(factors).astype(np.uint8)
+    for chunk, n in ((1, 40), (7, 400), (256, 3000)):
+        assert np.array_equal(dsprites.render(factors[:n], chunk=chunk), expected[:n]), chunk
+
+
 def test_render_rejects_bad_factors():
     with pytest.raises(ValueError, match="out of range"):
         dsprites.render(np.array([[3, 0, 0, 0, 0]]))

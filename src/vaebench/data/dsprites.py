@@ -87,7 +87,9 @@ def render(factors: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Draw the sprites for (n, 5) factor classes -> (n, 64, 64) uint8 in {0, 1}.
 
     ``chunk`` images are drawn at a time; small chunks keep the float64
-    temporaries in cache (256 renders ~3x faster than 4096, same pixels).
+    temporaries in cache (256 renders ~3x faster than 4096, same pixels). Each
+    image evaluates only its own shape's inequality (5x faster than all three and
+    a select, the same pixels: tests/data/test_dsprites.py).
     """
     factors = np.asarray(factors, dtype=np.int64)
     if factors.ndim != 2 or factors.shape[1] != 5:
@@ -107,14 +109,30 @@ def render(factors: np.ndarray, chunk: int = 256) -> np.ndarray:
         cos, sin = np.cos(theta), np.sin(theta)
         a = cos * dx + sin * dy                                                  # (n, H, W)
         b = -sin * dx + cos * dy
-        square = np.maximum(np.abs(a), np.abs(b)) <= 1.0
-        ellipse = a ** 2 + (b / 0.5) ** 2 <= 1.0
-        u, v = 1.2 * a, 1.2 * (b - 0.1)
-        heart = (u ** 2 + v ** 2 - 1.0) ** 3 - u ** 2 * v ** 3 <= 0.0
-        shape = f[:, 0][:, None, None]
-        out[start:start + len(f)] = np.where(shape == 0, square,
-                                             np.where(shape == 1, ellipse, heart))
+        drawn = out[start:start + len(f)]
+        for shape, inside in enumerate(_SHAPES):
+            rows = f[:, 0] == shape
+            if rows.any():
+                drawn[rows] = inside(a[rows], b[rows])
     return out
+
+
+# shape class -> is the point (a, b), in sprite units, inside it (the geometry above)
+def _square(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.maximum(np.abs(a), np.abs(b)) <= 1.0
+
+
+def _ellipse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a ** 2 + (b / 0.5) ** 2 <= 1.0
+
+
+def _heart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    u, v = 1.2 * a, 1.2 * (b - 0.1)
+    u2, t = u * u, u * u + v * v - 1.0
+    return t * t * t - u2 * (v * v * v) <= 0.0      # products, not ** 3 (pow: 3x slower)
+
+
+_SHAPES = (_square, _ellipse, _heart)
 
 
 class Images:
