@@ -74,8 +74,8 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     gen.manual_seed(seed)
     model.before_fit(data, binarize)
     epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
-    opts = {name: torch.optim.Adam(params, lr=cfg.lr)
-            for name, params in model.optim_groups().items()} if epochs else {}
+    groups = model.optim_groups() if epochs else {}
+    opts = {name: torch.optim.Adam(params, lr=cfg.lr) for name, params in groups.items()}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []
     warmup = cfg.warmup_steps(-(-n // cfg.batch_size))     # steps of the KL warm-up (0: off)
@@ -99,7 +99,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
                 raise _diverged(epoch, first if first >= 0 else step, float("nan")) from err
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            out.backward(groups)     # each group's gradient (models.base.LossTerms)
             for name in model.groups_to_step(step):
                 opts[name].step()
             _accumulate(sums, out.terms, out.loss, len(idx))

@@ -66,7 +66,7 @@ def test_interface_shapes_and_gradients(family, backbone):
     out = model.loss(x, step=0, **({"index": torch.arange(3)} if model.needs_index else {}))
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     assert all(torch.isfinite(v) for v in out.terms.values())
-    out.loss.backward()
+    out.backward(model.optim_groups())     # as the training loop does (per-group objectives)
     _assert_the_loss_trains_every_stepped_parameter(model)
     if model.probabilistic:
         assert model.prior() is not None

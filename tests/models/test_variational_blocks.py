@@ -12,11 +12,14 @@ import yaml
 from vaebench.checkpoints import load_checkpoint
 from vaebench.train import train_stage
 
-pytestmark = pytest.mark.slow   # every test reads the module fixture that trains 7 models
+pytestmark = pytest.mark.slow   # every test reads the module fixture that trains 10 models
 ROOT = Path(__file__).resolve().parents[2]
 
 BLOCKS = {  # params.yaml model -> terms its metrics must report
     "mnist_iwae": {"vlb", "elbo", "recon", "kl"},
+    "mnist_miwae": {"vlb", "elbo", "recon", "kl"},
+    "mnist_ciwae": {"vlb", "elbo", "recon", "kl"},
+    "mnist_piwae": {"vlb", "vlb_encoder", "elbo", "recon", "kl"},
     "mnist_vae_gaussprior": {"elbo", "kl"},
     "mnist_vae_mog": {"elbo", "kl"},
     "mnist_vae_vamp": {"elbo", "kl"},

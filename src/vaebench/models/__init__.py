@@ -17,6 +17,7 @@ from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
 from vaebench.models.svi_vae import SVIVAE
+from vaebench.models.tighter_bounds import CIWAE, MIWAE, PIWAE
 from vaebench.models.cae import CAE
 from vaebench.models.dae import DAE
 from vaebench.models.ksparse_ae import KSparseAE
@@ -40,6 +41,9 @@ MODELS: dict[str, type[Model]] = {
     "annealed_vae": AnnealedVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,
+    "miwae": MIWAE,
+    "ciwae": CIWAE,
+    "piwae": PIWAE,
     "linear_vae": LinearVAE,
     "ppca": PPCA,
     "vqvae": VQVAE,

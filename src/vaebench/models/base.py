@@ -46,10 +46,26 @@ class ModelConfig(Strict):
 
 @dataclass
 class LossTerms:
-    """What ``Model.loss`` returns: the scalar to minimise and named terms to log."""
+    """What ``Model.loss`` returns: the scalar to minimise and named terms to log, and,
+    for a model whose optimiser groups follow different objectives (PIWAE's decoder and
+    encoder), one scalar per group of ``Model.optim_groups``."""
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    group_losses: dict[str, torch.Tensor] = field(default_factory=dict)   # empty: all follow loss
+
+    def backward(self, groups: dict[str, list[nn.Parameter]]) -> None:
+        """Accumulate the gradients the training loop steps on: of ``loss``, or, with
+        ``group_losses``, each group's parameters from its own objective alone."""
+        if not self.group_losses:
+            self.loss.backward()
+            return
+        if set(self.group_losses) != set(groups):
+            raise ValueError(f"LossTerms.group_losses names groups {sorted(self.group_losses)}, "
+                             f"but optim_groups has {sorted(groups)}")
+        last = len(groups) - 1
+        for i, (name, params) in enumerate(groups.items()):
+            self.group_losses[name].backward(inputs=params, retain_graph=i < last)
 
 
 class PointMass(Distribution):

@@ -32,8 +32,18 @@ class IWAEConfig(VAEConfig):
     n_samples: Literal[1] = 1                  # the samples per example are ``k``
 
 
+def iw_bound(log_w: torch.Tensor) -> torch.Tensor:
+    """VLB^(K) per example from log weights (K, ...): logsumexp_k log w_k - log K."""
+    return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+
 class IWAE(VAE):
     Config = IWAEConfig
+
+    @property
+    def n_weights(self) -> int:
+        """Importance samples drawn per example."""
+        return self.cfg.k
 
     def log_weights(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x|z), log p(z) - log q(z|x)) for k reparameterised samples z_k ~ q(z|x),
@@ -44,15 +54,30 @@ class IWAE(VAE):
         return log_px_z, self.prior().log_prob(z) - q.log_prob(z)
 
     def bound(self, log_w: torch.Tensor) -> torch.Tensor:
-        """VLB^(K) per example from log weights (K, B): logsumexp_k log w_k - log K."""
-        return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])   # (B,)
+        """VLB^(K) per example from log weights (K, B)."""
+        return iw_bound(log_w)
+
+    def objective(self, log_w: torch.Tensor) -> torch.Tensor:
+        """The bound trained, per example (B,), from the n_weights log weights (variants
+        of the family override it)."""
+        return self.bound(log_w)
+
+    def weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log p(x|z), log w, the log weights to train on), each (n_weights, B). During a
+        KL warm-up the trained weights temper the log-ratio term; logged: the true ones."""
+        log_px_z, log_ratio = self.log_weights(x, self.n_weights)
+        log_w = log_px_z + log_ratio
+        trained = log_w if self.kl_anneal == 1.0 else log_px_z + self.kl_anneal * log_ratio
+        return log_px_z, log_w, trained
+
+    @staticmethod
+    def elbo_terms(log_px_z: torch.Tensor, log_w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Single-sample ELBO terms averaged over the samples (comparable with the VAE's)."""
+        elbo, recon = log_w.mean(0), -log_px_z.mean(0)      # (B,)
+        return {"elbo": elbo.mean(), "recon": recon.mean(), "kl": (-recon - elbo).mean()}
 
     def loss(self, x, step):
-        log_px_z, log_ratio = self.log_weights(x, self.cfg.k)
-        vlb = self.bound(log_px_z + log_ratio)              # (B,)
-        # during a KL warm-up the trained bound tempers the log-ratio term; logged: the true one
-        trained = vlb if self.kl_anneal == 1.0 else self.bound(log_px_z + self.kl_anneal * log_ratio)
-        elbo = (log_px_z + log_ratio).mean(0)               # (B,)
-        recon = -log_px_z.mean(0)                           # (B,)
-        return LossTerms(-trained.mean(), {"vlb": vlb.mean(), "elbo": elbo.mean(),
-                                           "recon": recon.mean(), "kl": (-recon - elbo).mean()})
+        log_px_z, log_w, trained = self.weights(x)
+        vlb = self.objective(log_w)                         # (B,)
+        loss = -(vlb if trained is log_w else self.objective(trained)).mean()
+        return LossTerms(loss, {"vlb": vlb.mean(), **self.elbo_terms(log_px_z, log_w)})
