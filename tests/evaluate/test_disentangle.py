@@ -50,6 +50,33 @@ def test_codes_fn_encodes_the_drawn_images_of_the_given_factors_in_order():
     assert codes_fn(factors[:0]).shape == (0, 6)
 
 
+def test_mean_codes_are_kept_per_grid_image_and_sampled_ones_never():
+    """Each grid image is drawn and encoded once per model; the codes equal the
+    uncached ones, in the order asked, duplicates included."""
+    model = small_model()
+    drawn = []
+
+    def images(f):
+        drawn.extend(dsprites.factors_to_index(f).tolist())
+        return dsprites.render(f)
+    rng = np.random.default_rng(1)
+    factors = dsprites.index_to_factors(rng.choice(50, 40))           # many repeats
+    sizes = dsprites.FACTOR_SIZES
+    cached = dis.make_codes_fn(model, images, "mean", "cpu", 16, factor_sizes=sizes)
+    plain = dis.make_codes_fn(model, dsprites.render, "mean", "cpu", 16)
+    np.testing.assert_allclose(cached(factors), plain(factors), rtol=1e-5, atol=1e-6)
+    unique = set(dsprites.factors_to_index(factors).tolist())
+    assert sorted(drawn) == sorted(unique)                           # each image once
+    more = dsprites.index_to_factors(rng.choice(60, 30))
+    np.testing.assert_allclose(cached(more), plain(more), rtol=1e-5, atol=1e-6)
+    assert sorted(drawn) == sorted(unique | set(dsprites.factors_to_index(more).tolist()))
+    assert cached(factors[:0]).shape == (0, 6)
+    drawn.clear()
+    sampled = dis.make_codes_fn(model, images, "sampled", "cpu", 16, factor_sizes=sizes)
+    sampled(factors)
+    assert len(drawn) == len(factors)                                # a fresh draw each time
+
+
 def test_codes_fn_through_images_uses_the_procedural_grid_without_the_original(tmp_path):
     images = dsprites.Images(tmp_path)       # no original file here: rendered
     assert images.source == "procedural"
