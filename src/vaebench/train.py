@@ -74,7 +74,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     gen.manual_seed(seed)
     model.before_fit(data, binarize)
     epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
-    opts = {name: torch.optim.Adam(params, lr=cfg.lr)
+    opts = {name: torch.optim.Adam(params, **{"lr": cfg.lr, **model.optim_options(name)})
             for name, params in model.optim_groups().items()} if epochs else {}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []
