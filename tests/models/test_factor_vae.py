@@ -127,7 +127,7 @@ def test_each_objective_trains_only_its_own_group():
     torch.manual_seed(7)
     out = model.loss(x, 0)
     torch.manual_seed(7)
-    vae_out, z = model.vae_loss(model.encode(x), x)
+    vae_out, z = model.vae_loss(model.encode(x), x, 0)
     ce = discriminator_loss(model.discriminator, z)
     assert out.loss.item() == pytest.approx(vae_out.loss.item(), rel=1e-6)
     assert out.terms["disc_loss"].item() == pytest.approx(ce.item(), rel=1e-6)
@@ -148,7 +148,7 @@ def test_one_training_step_moves_both_groups_with_their_own_adam(monkeypatch):
             super().__init__(params, **kw)
             built[len(built)] = kw
 
-    model = _model()
+    model = _model(discriminator_betas=[0.5, 0.9])      # as params.yaml would give them
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     images = _x(8).to(torch.uint8)
     none = torch.zeros(8, 0, dtype=torch.long)
@@ -164,6 +164,10 @@ def test_one_training_step_moves_both_groups_with_their_own_adam(monkeypatch):
                                                                  for k in moved)
 
 
-def test_the_joint_schedule_only():
-    with pytest.raises(ConfigError, match="optimisation"):
-        _model(optimisation="alternating")
+@pytest.mark.parametrize("bad,key", [({"optimisation": "alternating"}, "optimisation"),
+                                     ({"discriminator_betas": [0.5, 1.0]}, "discriminator_betas"),
+                                     ({"discriminator_betas": [0.5]}, "discriminator_betas"),
+                                     ({"prior": "vamp"}, "prior")])
+def test_bad_config_names_the_key(bad, key):
+    with pytest.raises(ConfigError, match=f"models.m.{key}"):
+        _model(**bad)

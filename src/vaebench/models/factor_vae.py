@@ -32,10 +32,10 @@ The logged ``tc`` is the discriminator's estimate, ``disc_loss`` its cross-entro
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
-from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
@@ -44,6 +44,7 @@ from vaebench.models.base import LossTerms
 from vaebench.models.vae import VAE, VAEConfig
 
 REAL, PERMUTED = 0, 1   # the discriminator's two classes (logit columns)
+AdamBeta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -82,7 +83,7 @@ class FactorVAEConfig(VAEConfig):
     gamma: NonNegativeFloat = 35.0                         # weight of the TC estimate
     discriminator_hidden: list[PositiveInt] = [1000] * 6
     discriminator_lr: PositiveFloat = 1e-4
-    discriminator_betas: tuple[float, float] = (0.5, 0.9)
+    discriminator_betas: Annotated[list[AdamBeta], Field(min_length=2, max_length=2)] = [0.5, 0.9]
 
 
 class FactorVAE(VAE):
@@ -97,9 +98,9 @@ class FactorVAE(VAE):
         frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
         return tc_estimate(functional_call(self.discriminator, frozen, (z,)))
 
-    def vae_loss(self, q, x) -> tuple[LossTerms, torch.Tensor]:
+    def vae_loss(self, q, x, step) -> tuple[LossTerms, torch.Tensor]:
         """(the VAE's objective -ELBO + gamma TC with its terms, the codes it sampled)."""
-        weight, seen = self.kl_anneal, {}
+        weight, seen = self.kl_weight_at(step), {}
 
         def integrand(z):                                  # (S, M, D) -> (S, M)
             log_px_z, tc = self.decode(z).log_prob(x), self.tc(z)
@@ -113,7 +114,7 @@ class FactorVAE(VAE):
                                 "elbo": -(recon + kl).mean(), "tc": seen["tc"].mean()}), seen["z"]
 
     def loss(self, x, step):
-        out, z = self.vae_loss(self.encode(x), x)
+        out, z = self.vae_loss(self.encode(x), x, step)
         ce = discriminator_loss(self.discriminator, z)
         # value 0, gradient of the cross-entropy (D's weights only: z is detached)
         return LossTerms(out.loss + (ce - ce.detach()), {**out.terms, "disc_loss": ce.detach()})
@@ -128,5 +129,5 @@ class FactorVAE(VAE):
 
     def optim_options(self, group):
         cfg = self.cfg
-        return ({"lr": cfg.discriminator_lr, "betas": cfg.discriminator_betas}
+        return ({"lr": cfg.discriminator_lr, "betas": tuple(cfg.discriminator_betas)}
                 if group == "discriminator" else {})
