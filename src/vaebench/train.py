@@ -75,7 +75,8 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     model.before_fit(data, binarize)
     epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
     groups = model.optim_groups() if epochs else {}
-    opts = {name: torch.optim.Adam(params, lr=cfg.lr) for name, params in groups.items()}
+    opts = {name: torch.optim.Adam(params, **{"lr": cfg.lr, **model.optim_options(name)})
+            for name, params in groups.items()}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []
     warmup = cfg.warmup_steps(-(-n // cfg.batch_size))     # steps of the KL warm-up (0: off)

@@ -13,6 +13,7 @@ from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_tc_vae import BetaTCVAE
 from vaebench.models.beta_vae import BetaVAE
 from vaebench.models.dip_vae import DIPVAE
+from vaebench.models.factor_vae import FactorVAE
 from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
@@ -38,6 +39,7 @@ MODELS: dict[str, type[Model]] = {
     "beta_vae": BetaVAE,
     "beta_tc_vae": BetaTCVAE,
     "dip_vae": DIPVAE,
+    "factor_vae": FactorVAE,
     "annealed_vae": AnnealedVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,

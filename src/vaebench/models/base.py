@@ -3,7 +3,7 @@
 A variant is one file: its config (a pydantic model next to the class) and a
 subclass of :class:`Model` that overrides only what differs. The training loop
 calls ``loss`` and the hooks below (``optim_groups``, ``groups_to_step``,
-``before_fit``, ``after_fit``) and reads the class flags; the evaluations call
+``optim_options``, ``before_fit``, ``after_fit``) and reads the class flags; the evaluations call
 ``encode`` / ``decode`` / ``prior`` / ``represent`` and the optional capabilities.
 docs/model_contract.md lists every member and who uses it.
 """
@@ -181,6 +181,11 @@ class Model(nn.Module):
     def groups_to_step(self, step: int) -> list[str]:
         """Which groups take an optimiser step at ``step`` (alternating updates override)."""
         return list(self.optim_groups())
+
+    def optim_options(self, group: str) -> dict[str, Any]:
+        """Adam keyword arguments of ``group`` over the defaults (lr: ``train.lr``), e.g.
+        an adversary's own lr and betas; {}: the defaults."""
+        return {}
 
     def before_fit(self, data, binarize: bool) -> None:
         """Called once before the optimisers are built: e.g. to size per-datapoint state,
