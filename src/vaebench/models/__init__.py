@@ -13,9 +13,11 @@ from vaebench.models.base import LossTerms, Model, ModelConfig
 from vaebench.models.beta_tc_vae import BetaTCVAE
 from vaebench.models.beta_vae import BetaVAE
 from vaebench.models.dip_vae import DIPVAE
+from vaebench.models.info_vae import InfoVAE
 from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
+from vaebench.models.rae import RAE
 from vaebench.models.svi_vae import SVIVAE
 from vaebench.models.cae import CAE
 from vaebench.models.dae import DAE
@@ -25,6 +27,7 @@ from vaebench.models.tdvae import TDVAE
 from vaebench.models.vae import VAE
 from vaebench.models.vqvae import VQVAE
 from vaebench.models.vqvae2 import VQVAE2
+from vaebench.models.wae import WAE
 from vaebench.schema import ConfigError, validate
 
 MODELS: dict[str, type[Model]] = {
@@ -33,11 +36,14 @@ MODELS: dict[str, type[Model]] = {
     "sparse_ae": SparseAE,
     "ksparse_ae": KSparseAE,
     "cae": CAE,
+    "wae": WAE,
+    "rae": RAE,
     "vae": VAE,
     "beta_vae": BetaVAE,
     "beta_tc_vae": BetaTCVAE,
     "dip_vae": DIPVAE,
     "annealed_vae": AnnealedVAE,
+    "info_vae": InfoVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,
     "linear_vae": LinearVAE,
