@@ -9,7 +9,7 @@ the aggregate posterior q(z) = E_x q(z|x) and the prior weighted (alpha + lambda
 
 with the MMD^2 U-statistic of ``models/mmd.py`` between one reparameterised draw
 z_i ~ q(z|x_i) per example of the minibatch and as many draws of p(z) = N(0, I).
-alpha = 1 drops the KL (the "MMD-VAE"); alpha = 0, lambda = 1 is the VAE.
+alpha = 1 drops the KL term altogether; alpha = 0, lambda = 1 is the VAE.
 
 The weights must keep both terms penalties: alpha <= 1 and alpha + lambda >= 1 (a
 negative weight would reward the divergence). The reconstruction and KL terms are the
