@@ -14,9 +14,11 @@ from vaebench.models.beta_tc_vae import BetaTCVAE
 from vaebench.models.beta_vae import BetaVAE
 from vaebench.models.dip_vae import DIPVAE
 from vaebench.models.factor_vae import FactorVAE
+from vaebench.models.info_vae import InfoVAE
 from vaebench.models.iwae import IWAE
 from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
+from vaebench.models.rae import RAE
 from vaebench.models.svi_vae import SVIVAE
 from vaebench.models.tighter_bounds import CIWAE, MIWAE, PIWAE
 from vaebench.models.cae import CAE
@@ -27,6 +29,7 @@ from vaebench.models.tdvae import TDVAE
 from vaebench.models.vae import VAE
 from vaebench.models.vqvae import VQVAE
 from vaebench.models.vqvae2 import VQVAE2
+from vaebench.models.wae import WAE
 from vaebench.schema import ConfigError, validate
 
 MODELS: dict[str, type[Model]] = {
@@ -35,12 +38,15 @@ MODELS: dict[str, type[Model]] = {
     "sparse_ae": SparseAE,
     "ksparse_ae": KSparseAE,
     "cae": CAE,
+    "wae": WAE,
+    "rae": RAE,
     "vae": VAE,
     "beta_vae": BetaVAE,
     "beta_tc_vae": BetaTCVAE,
     "dip_vae": DIPVAE,
     "factor_vae": FactorVAE,
     "annealed_vae": AnnealedVAE,
+    "info_vae": InfoVAE,
     "svi_vae": SVIVAE,
     "iwae": IWAE,
     "miwae": MIWAE,

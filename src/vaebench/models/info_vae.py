@@ -1,0 +1,58 @@
+"""InfoVAE in its MMD form (Zhao, Song & Ermon 2019, "InfoVAE: Balancing Learning and
+Inference in Variational Autoencoders", arXiv:1706.02262).
+
+The ELBO's reconstruction term, the KL weighted (1 - alpha), plus a divergence between
+the aggregate posterior q(z) = E_x q(z|x) and the prior weighted (alpha + lambda - 1):
+
+    L = E_x[-E_q log p(x|z)] + (1 - alpha) E_x KL(q(z|x) || p(z))
+        + (alpha + lambda - 1) MMD^2(q(z), p(z)),
+
+with the MMD^2 U-statistic of ``models/mmd.py`` between one reparameterised draw
+z_i ~ q(z|x_i) per example of the minibatch and as many draws of p(z) = N(0, I).
+alpha = 1 drops the KL term altogether; alpha = 0, lambda = 1 is the VAE.
+
+The weights must keep both terms penalties: alpha <= 1 and alpha + lambda >= 1 (a
+negative weight would reward the divergence). The reconstruction and KL terms are the
+VAE's (``elbo_loss``, with its estimator options); a KL warm-up tempers the KL term
+only. The encoder is the VAE's Gaussian, so q has a density and log-likelihood applies.
+The logged ``elbo`` is the true ELBO.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import PositiveFloat, model_validator
+
+from vaebench.models.base import LossTerms
+from vaebench.models.mmd import MMDOptions, mmd_to_standard_normal
+from vaebench.models.vae import VAE, VAEConfig
+
+
+class InfoVAEConfig(VAEConfig, MMDOptions):
+    family: Literal["info_vae"] = "info_vae"
+    prior: Literal["standard"] = "standard"    # the MMD is taken to N(0, I)
+    alpha: float = 0.0
+    lam: PositiveFloat = 1000.0
+
+    @model_validator(mode="after")
+    def _weights_are_penalties(self):
+        if self.alpha > 1:
+            raise ValueError(f"alpha: the KL weight 1 - alpha must be >= 0, i.e. alpha <= 1; "
+                             f"got {self.alpha}")
+        if self.alpha + self.lam < 1:
+            raise ValueError(f"lam: the MMD weight alpha + lam - 1 must be >= 0, i.e. "
+                             f"lam >= {1 - self.alpha}; got {self.lam}")
+        return self
+
+
+class InfoVAE(VAE):
+    Config = InfoVAEConfig
+
+    def kl_weight_at(self, step):
+        return (1 - self.cfg.alpha) * self.kl_anneal
+
+    def loss(self, x, step):
+        cfg, q = self.cfg, self.encode(x)
+        out = self.elbo_loss(q, x, step)          # recon + (1 - alpha) KL, its samples first
+        mmd = mmd_to_standard_normal(q.rsample(), cfg.kernel, cfg.kernel_sigma)
+        return LossTerms(out.loss + (cfg.alpha + cfg.lam - 1) * mmd, {**out.terms, "mmd": mmd})
