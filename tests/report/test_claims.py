@@ -401,7 +401,7 @@ def cfg(raw_params, write_params):
 def test_report_writes_claims_json_and_shows_the_verdicts_first(cfg, tmp_path, write_reports):
     paths = write_reports(tmp_path, cfg)
     report_stage(cfg, paths["metrics"], paths["plots"], paths["figures"],
-                 paths["figures"] / "report", tmp_path, mirror=False)
+                 paths["figures"] / "report", tmp_path)
     result = json.loads((tmp_path / "claims.json").read_text())
     assert [r["id"] for r in result["claims"]] == [c.id for c in CLAIMS]
     assert sum(result["summary"].values()) == len(CLAIMS)
