@@ -93,3 +93,22 @@ def test_broken_link_is_detected(tmp_path):
     page.write_text("[ok](there.md#part) [web](https://example.org) [top](#t) "
                     "[missing](nowhere.md) ![img](figs/a.png)")
     assert broken_links(page) == ["nowhere.md", "figs/a.png"]
+
+
+def test_the_models_page_names_every_family_and_every_params_block():
+    """docs/models.md: one row per registered family (with its file), every block of
+    params.yaml's `models:` in its family's row."""
+    import inspect
+
+    import yaml
+
+    from vaebench.models import MODELS
+    rows = {line.split("|")[1].strip(" `"): line
+            for line in (ROOT / "docs" / "models.md").read_text().splitlines()
+            if line.startswith("| `")}
+    assert set(rows) == set(MODELS)
+    for family, cls in MODELS.items():
+        path = Path(inspect.getsourcefile(cls)).relative_to(ROOT).as_posix()
+        assert f"(../{path})" in rows[family], family
+    for name, block in yaml.safe_load((ROOT / "params.yaml").read_text())["models"].items():
+        assert f"`{name}`" in rows[block["family"]], name
