@@ -48,7 +48,8 @@ class ModelConfig(Strict):
 class LossTerms:
     """What ``Model.loss`` returns: the scalar to minimise and named terms to log, and,
     for a model whose optimiser groups follow different objectives (PIWAE's decoder and
-    encoder), one scalar per group of ``Model.optim_groups``."""
+    encoder, FactorVAE's VAE and discriminator), one scalar per group of
+    ``Model.optim_groups``."""
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
