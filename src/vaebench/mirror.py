@@ -133,6 +133,15 @@ def disentangle(metrics_path: Path, models_dir: Path, figures_dir: Path) -> None
                 "figures/disentangle", first_seed_only=True, extra={"classifier": classifier})
 
 
+def samplequality(metrics_path: Path, models_dir: Path) -> None:
+    """``samplequality@<model>``: numbers per seed (``sampleq/...``) with the floor (training
+    images against the same test images) and the feature net's accuracy."""
+    metrics = io.read_json(metrics_path)
+    _evaluation("samplequality", metrics_path, models_dir, "sampleq",
+                extra={"floor": metrics.get("floor") or {},
+                       "featurenet": metrics.get("featurenet") or {}})
+
+
 REPORT_FILES = ("index.html", "report.md", "results.csv", "headline.json", "claims.json")
 
 
@@ -160,7 +169,7 @@ def report_params(cfg) -> dict:
             "device": cfg.device}
 
 
-STAGES = ("train", "loglik", "robustness", "disentangle")
+STAGES = ("train", "loglik", "robustness", "disentangle", "samplequality")
 
 
 def _stage_models(cfg, stage: str) -> list[str]:
@@ -201,6 +210,8 @@ def sync(cfg, metrics_root: Path = Path("reports/metrics"), models_root: Path = 
                 loglik(path, models_dir)
             elif stage == "robustness":
                 robustness(path, models_dir, Path(plots_root) / "robustness" / model)
+            elif stage == "samplequality":
+                samplequality(path, models_dir)
             else:
                 disentangle(path, models_dir, Path(figures_root) / "disentangle" / model)
             done[stage] += 1
