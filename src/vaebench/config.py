@@ -323,7 +323,7 @@ class FeatureNetConfig(Strict):
     n_train: PositiveInt | None = None   # a seeded random subset of the training split (None: all)
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 128
-    lr: PositiveFloat = 1e-3
+    lr: PositiveFloat = 3e-3
     channels: PositiveInt = 32           # width of every conv layer
     feature_dim: PositiveInt = 64        # the penultimate layer: the feature space
     seed: NonNegativeInt = 0
