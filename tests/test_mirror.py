@@ -49,8 +49,8 @@ def assert_same(runs: dict, expected: dict) -> None:
 @pytest.fixture
 def pipeline_files(tiny_config, tiny_data, tmp_path):
     """The tiny pipeline's files in dvc.yaml's layout (train + loglik + report of
-    mnist_ppca run for real; robustness and disentangle files of dsprites_vae written in
-    those stages' format), each stage mirrored as it ran."""
+    mnist_ppca run for real; robustness, disentangle and samplequality files of
+    dsprites_vae written in those stages' format), each stage mirrored as it ran."""
     from vaebench.evaluate.loglik import loglik_stage
     from vaebench.report.stage import report_stage
     from vaebench.train import train_stage
@@ -83,6 +83,10 @@ def pipeline_files(tiny_config, tiny_data, tmp_path):
                       plots / "robustness" / other)
     mirror.disentangle(metrics / "disentangle" / f"{other}.json", models / other,
                        figures / "disentangle" / other)
+    (metrics / "samplequality").mkdir()
+    (metrics / "samplequality" / f"{other}.json").write_text(json.dumps(
+        {"model": other, "seeds": seed, "floor": {"fd_dspritesclassifier": 2.0}}))
+    mirror.samplequality(metrics / "samplequality" / f"{other}.json", models / other)
     (r / "data").mkdir()
     (r / "data" / "prepared").symlink_to(tiny_data)      # the prepared data's meta.json
     return r
@@ -97,7 +101,8 @@ def test_sync_rebuilds_a_lost_store_exactly_and_is_idempotent(pipeline_files, tm
     assert {"final/test/loss", "loglik/elbo/mean", "curve/test/loss"} <= set(ppca["metrics"])
     assert "checkpoint/seed0.pt" in ppca["artifacts"] and ppca["params"]["data.n_train"]
     other = next(v for k, v in original.items() if k.startswith("dsprites_vae/"))
-    assert {"robust/auc/gaussian", "disent/classifier/accuracy"} <= set(other["metrics"])
+    assert {"robust/auc/gaussian", "disent/classifier/accuracy",
+            "sampleq/floor/fd_dspritesclassifier"} <= set(other["metrics"])
     assert "figures/disentangle/traversals.png" in other["artifacts"]
     r = pipeline_files      # (the tags name the git commit of the checkout that mirrors)
     argv = ["--params", str(tmp_path / "params.yaml"), "mlflow-sync",

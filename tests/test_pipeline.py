@@ -98,6 +98,13 @@ def check_stage_metrics(repo: Path, params: dict) -> None:
             assert aucs and all(math.isfinite(v) for v in aucs.values()), (model, aucs)
             assert all(0 <= v <= 1 for k, v in aucs.items() if "probe_acc" in k), (model, aucs)
 
+    for model in params["evaluate"]["samplequality"]:
+        m = _metrics(metrics / "samplequality" / f"{model}.json", model, params)
+        fd = f"fd_{m['dataset']}classifier"
+        for row in [m["floor"], *(m["seeds"][s][part] for s in seeds
+                                  for part in ("samples", "reconstructions"))]:
+            assert row[fd] >= 0 and 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1, model
+
 
 def _metrics(path: Path, model: str, params: dict) -> dict:
     m = json.loads(path.read_text())
@@ -146,7 +153,7 @@ def test_report_reads_every_stage_and_is_self_contained(repo):
     reports = repo / "reports"
     page = _pagecheck().check_html(reports / "index.html")
     assert page.sections == ["claims", "suite", "training", "likelihood", "disentanglement",
-                             "robustness", "samples", "reproduce"]
+                             "robustness", "samplequality", "samples", "reproduce"]
     # every declared claim has a verdict in claims.json, and the page states the same counts
     from vaebench.claims import CLAIMS, VERDICTS
     verdicts = json.loads((reports / "claims.json").read_text())

@@ -32,6 +32,16 @@ def _disentangle(args, cfg):
     disentangle_stage(cfg, args.name, args.models, args.data, args.raw, args.out, args.figures)
 
 
+def _featurenet(args, cfg):
+    from vaebench.evaluate.featurenet import featurenet_stage
+    featurenet_stage(cfg, args.name, args.data, args.out, args.metrics)
+
+
+def _samplequality(args, cfg):
+    from vaebench.evaluate.samplequality import samplequality_stage
+    samplequality_stage(cfg, args.name, args.models, args.featurenets, args.data, args.out)
+
+
 def _report(args, cfg):
     from vaebench.report.stage import report_stage
     command = (f"vaebench report --metrics {args.metrics} --plots {args.plots} "
@@ -99,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="metrics JSON")
     p.add_argument("--figures", type=Path, required=True, help="figures folder")
     p.set_defaults(func=_disentangle)
+
+    p = sub.add_parser("featurenet", help="train one dataset's classifier, the feature space "
+                                          "of the sample-quality stage")
+    p.add_argument("name", help="the dataset")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared/<dataset>")
+    p.add_argument("--out", type=Path, required=True, help="folder for featurenet.pt")
+    p.add_argument("--metrics", type=Path, required=True, help="its test accuracy (JSON)")
+    p.set_defaults(func=_featurenet)
+
+    p = sub.add_parser("samplequality", help="Fréchet distance and precision/recall of samples "
+                                             "and reconstructions of one model (every seed)")
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, required=True, help="models/<name> (checkpoints)")
+    p.add_argument("--featurenets", type=Path, required=True,
+                   help="models/featurenet (one folder per dataset)")
+    p.add_argument("--data", type=Path, required=True, help="data/prepared (all datasets)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    p.set_defaults(func=_samplequality)
 
     p = sub.add_parser("report", help="the report page comparing every variant (files only)")
     p.add_argument("--metrics", type=Path, required=True, help="reports/metrics (every stage)")

@@ -135,6 +135,15 @@ def disentangle(metrics_path: Path, models_dir: Path, figures_dir: Path) -> None
                 "figures/disentangle", first_seed_only=True, extra={"classifier": classifier})
 
 
+def samplequality(metrics_path: Path, models_dir: Path) -> None:
+    """``samplequality@<model>``: numbers per seed (``sampleq/...``) with the floor (training
+    images against the same test images) and the feature net's accuracy."""
+    metrics = io.read_json(metrics_path)
+    _evaluation("samplequality", metrics_path, models_dir, "sampleq",
+                extra={"floor": metrics.get("floor") or {},
+                       "featurenet": metrics.get("featurenet") or {}})
+
+
 REPORT_FILES = ("index.html", "report.md", "results.csv", "headline.json", "claims.json")
 
 
@@ -172,6 +181,7 @@ STAGES = {
                                                     r.plots / "robustness" / model),
     "disentangle": lambda path, model, r: disentangle(path, r.models / model,
                                                       r.figures / "disentangle" / model),
+    "samplequality": lambda path, model, r: samplequality(path, r.models / model),
 }
 
 

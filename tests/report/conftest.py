@@ -26,6 +26,7 @@ TRAINED = ("mnist_ae", "mnist_vae", "mnist_vae_gaussdec", "dsprites_vae", "dspri
 LOGLIK = ("mnist_vae", "mnist_vae_gaussdec", "dsprites_vae")
 DISENT = ("dsprites_vae", "dsprites_beta_vae")
 ROBUST = ("mnist_ae", "mnist_vae", "dsprites_vae")
+SAMPLEQ = ("mnist_ae", "mnist_vae", "dsprites_vae")
 CORRUPTIONS = {"gaussian": [0.0, 0.1, 0.3], "masking": [0.0, 0.25, 0.5]}
 ATTACKS = {"attack_l2": [0.0, 0.5, 1.0]}
 
@@ -101,6 +102,12 @@ def _robust_result(rng):
     return out
 
 
+def _samplequality_result(rng, dataset):
+    row = lambda: {f"fd_{dataset}classifier": 10 * float(rng.random()),  # noqa: E731
+                   "precision": float(rng.random()), "recall": float(rng.random())}
+    return {"samples": row(), "reconstructions": row(), "time_s": 1.5}
+
+
 def _png(path: Path, title: str) -> None:
     save_image_rows(path, [("x", torch.rand(3, 1, 8, 8))], title)
 
@@ -154,6 +161,15 @@ def write_fixture_reports(root: Path, cfg, seed: int = 0) -> dict[str, Path]:
                 for level in levels:
                     vals = [level * 10 + s for s in SEEDS]
                     w.writerow([level, np.mean(vals), *vals])
+    for name in SAMPLEQ:
+        dataset = cfg.models[name].dataset
+        per_seed = {s: _samplequality_result(rng, dataset) for s in SEEDS}
+        io.write_json(metrics / "samplequality" / f"{name}.json",
+                      stage_metrics(name, _ckpt(cfg, name), per_seed, profile=cfg.profile,
+                                    device="cpu", n_reference=24, n_samples=24, k=3,
+                                    featurenet={"test_accuracy": {"digit": 0.95}},
+                                    floor={f"fd_{dataset}classifier": 0.125, "precision": 0.75,
+                                           "recall": 0.625}))
     return {"metrics": metrics, "plots": plots, "figures": figures}
 
 

@@ -40,11 +40,12 @@ def load_pagecheck():
 pagecheck = load_pagecheck()
 browser = load_helper("browser")
 
-SECTIONS = ["claims", "suite", "training", "likelihood", "disentanglement", "robustness", "samples",
-            "reproduce"]
+SECTIONS = ["claims", "suite", "training", "likelihood", "disentanglement", "robustness",
+            "samplequality", "samples", "reproduce"]
 FIXTURE_EVALUATE = {"loglik": ["mnist_vae", "mnist_vae_gaussdec", "dsprites_vae"],
                     "disentangle": ["dsprites_vae", "dsprites_beta_vae"],
-                    "robustness": ["mnist_ae", "mnist_vae", "dsprites_vae"]}
+                    "robustness": ["mnist_ae", "mnist_vae", "dsprites_vae"],
+                    "samplequality": ["mnist_ae", "mnist_vae", "dsprites_vae"]}
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def test_results_csv_is_tidy_with_means_per_seed_values_and_intervals(cfg, tmp_p
     _run(cfg, root)
     df = pd.read_csv(root / "results.csv", dtype={"seed": str})
     assert list(df.columns) == tables.RESULT_COLUMNS
-    assert set(df["stage"]) == {"train", "loglik", "disentangle", "robustness"}
+    assert set(df["stage"]) == {"train", "loglik", "disentangle", "robustness", "samplequality"}
     data = json.loads((root / "metrics" / "loglik" / "mnist_vae.json").read_text())
     rows = df[(df.stage == "loglik") & (df.model == "mnist_vae") & (df.metric == "log_p_hat.k5")]
     assert sorted(rows["seed"]) == ["0", "1", "mean"]
@@ -286,14 +287,14 @@ def test_colours_are_one_per_model_and_the_same_everywhere(cfg, tmp_path, write_
 def test_sections_say_when_nothing_was_evaluated(cfg, tmp_path, write_reports):
     root = tmp_path / "reports"
     write_reports(root, cfg)
-    for stage in ("loglik", "disentangle", "robustness"):
+    for stage in ("loglik", "disentangle", "robustness", "samplequality"):
         for p in (root / "metrics" / stage).glob("*.json"):
             p.unlink()
     _run(cfg, root)
     page = pagecheck.check_html(root / "index.html")
     assert page.sections == SECTIONS
     text = "".join(page.text)
-    for stage in ("loglik", "disentangle", "robustness"):
+    for stage in ("loglik", "disentangle", "robustness", "samplequality"):
         assert f"No models evaluated: evaluate.{stage}" in text
     own = root / "figures" / "report"
     assert sorted(p.name for p in own.glob("*.png")) == ["training_curves.png"]
@@ -352,7 +353,11 @@ def test_headline_metrics_and_the_suite_run_in_mlflow(cfg, tmp_path, write_repor
     data = json.loads((root / "metrics" / "loglik" / "mnist_vae.json").read_text())
     assert vae["loglik"]["elbo"] == pytest.approx(data["elbo"]["mean"])
     assert vae["loglik"]["log_p_hat_k50"] == pytest.approx(data["log_p_hat"]["k50"]["mean"])
-    assert set(head["dsprites_vae"]) == {"train", "loglik", "disentangle", "robustness"}
+    assert set(head["dsprites_vae"]) == {"train", "loglik", "disentangle", "robustness",
+                                         "samplequality"}
+    sq = json.loads((root / "metrics" / "samplequality" / "dsprites_vae.json").read_text())
+    assert head["dsprites_vae"]["samplequality"] == {
+        "samples_fd_dspritesclassifier": round(sq["samples"]["fd_dspritesclassifier"], 6)}
     assert "mig_mig" in head["dsprites_vae"]["disentangle"]
     assert head["mnist_ae"]["train"]["nll_bound"] == pytest.approx(96.0)
 
@@ -372,3 +377,27 @@ def test_headline_metrics_and_the_suite_run_in_mlflow(cfg, tmp_path, write_repor
     (root / "metrics" / "robustness" / "mnist_ae.json").unlink()
     _run(cfg, root, mirror=True)
     assert len(client.search_runs([exp.experiment_id], "tags.kind = 'suite'")) == 2
+
+
+def test_sample_quality_tables_are_per_dataset_with_the_floor_row_first(cfg, tmp_path,
+                                                                        write_reports):
+    root = tmp_path / "reports"
+    write_reports(root, cfg)
+    metrics = tables.load_metrics(root / "metrics", cfg)
+    found = tables.samplequality_tables(metrics, tables.flat_all(metrics))
+    assert [(d, list(f["model"])) for d, f, _ in found] == [
+        ("mnist", ["training images (floor)", "mnist_ae", "mnist_vae"]),
+        ("dsprites", ["training images (floor)", "dsprites_vae"])]
+    mnist = found[0][1]
+    assert mnist.loc[0, "fd_mnistclassifier (samples)"] == "0.1250"
+    assert mnist.loc[0, "recall (samples)"] == "0.6250"
+    assert mnist.loc[0, "fd_mnistclassifier (recon)"] == ""     # the floor has no reconstructions
+    data = json.loads((root / "metrics" / "samplequality" / "mnist_vae.json").read_text())
+    assert mnist.loc[2, "precision (recon)"] == tables.fmt_auto(
+        Cell(data["reconstructions"]["precision"], None,
+             data["reconstructions"]["precision_ci95"]))
+    assert "fd_dspritesclassifier (samples)" in found[1][1].columns
+    _run(cfg, root)
+    text = " ".join("".join(pagecheck.check_html(root / "index.html").text).split())
+    assert "not FIDs and are not comparable to published FID values" in text
+    assert "the feature net's held-out accuracy: digit 0.950" in text

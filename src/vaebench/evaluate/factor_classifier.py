@@ -74,6 +74,26 @@ def within(predicted: np.ndarray, truth: np.ndarray, tolerance: int = 0) -> np.n
     return np.abs(np.asarray(predicted) - np.asarray(truth)) <= tolerance
 
 
+def fit_heads(clf: nn.Module, inputs, y: torch.Tensor, n: int, *, epochs: int,
+              batch_size: int, lr: float, generator: torch.Generator) -> nn.Module:
+    """Adam on the sum of the per-factor cross-entropies; returns ``clf`` in eval mode.
+
+    ``clf.logits(inputs(idx))`` gives one (B, size) logit tensor per factor for the
+    examples ``idx`` of the first ``n`` rows; ``y`` (n, F) holds their classes. Shared by
+    every classifier of the evaluations (the attribute-vector judge, the feature net of
+    the sample-quality stage), so they are trained the same way."""
+    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    clf.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(n, generator=generator, device=y.device).split(batch_size):
+            loss = sum(F.cross_entropy(logits, y[idx, j])
+                       for j, logits in enumerate(clf.logits(inputs(idx))))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return clf.eval()
+
+
 def train_factor_classifier(images, factor_sizes, cfg, rng: np.random.Generator,
                             device: torch.device | str = "cpu", max_value: float = 1.0,
                             chunk: int = 2000):
@@ -96,18 +116,10 @@ def train_factor_classifier(images, factor_sizes, cfg, rng: np.random.Generator,
     y = torch.from_numpy(factors).to(device)
     torch.manual_seed(int(rng.integers(2**31 - 1)))
     clf = FactorClassifier(sizes, image_hw, cfg.crop, cfg.hidden).to(device)
-    opt = torch.optim.Adam(clf.parameters(), lr=cfg.lr)
     gen = torch.Generator(device=device)
     gen.manual_seed(int(rng.integers(2**31 - 1)))
-    clf.train()
-    for _ in range(cfg.epochs):
-        for idx in torch.randperm(cfg.n_train, generator=gen, device=device).split(cfg.batch_size):
-            loss = sum(F.cross_entropy(logits, y[idx, j])
-                       for j, logits in enumerate(clf.logits(feats[idx])))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    clf.eval()
+    fit_heads(clf, lambda idx: feats[idx], y, cfg.n_train, epochs=cfg.epochs,
+              batch_size=cfg.batch_size, lr=cfg.lr, generator=gen)
     with torch.no_grad():
         predicted = torch.stack([lg.argmax(1) for lg in clf.logits(feats[cfg.n_train:])], 1)
     return clf, predicted.cpu().numpy(), factors[cfg.n_train:]

@@ -203,6 +203,29 @@ def robustness(x: Inputs) -> Section:
     return Section("robustness", "Robustness", blocks)
 
 
+def sample_quality(x: Inputs) -> Section:
+    blocks: list = [Text(
+        "Generated samples and reconstructions of held-out test images, each compared with "
+        "the same held-out test images in the penultimate-layer features of a small conv "
+        "classifier trained on the dataset's own training split (`featurenet@<dataset>`): "
+        "`fd_<dataset>classifier` is the Fréchet distance between Gaussians fitted to the "
+        "two feature sets (lower is better), precision the fraction of generated images "
+        "inside the k-NN manifold of the real ones and recall the fraction of real images "
+        "inside that of the generated ones (Kynkäänniemi et al. 2019, arXiv:1904.06991; "
+        "higher is better). The feature space is our own classifier's, not Inception's, so "
+        "these numbers are not FIDs and are not comparable to published FID values. The "
+        "first row is the floor: training images against the same test images, what two "
+        "finite samples of the data distribution itself score at these sample sizes.")]
+    tables_ = tables.samplequality_tables(x.metrics, x.flat)
+    if not tables_:
+        blocks.append(Table(pd.DataFrame(), "", _not_run("samplequality")))
+    for dataset, frame, accuracy in tables_:
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items())
+        blocks.append(Table(frame, f"{dataset}: the feature net's held-out accuracy: "
+                                   f"{acc or 'not recorded'}."))
+    return Section("samplequality", "Sample quality", blocks)
+
+
 def samples(x: Inputs) -> Section:
     blocks = []
     for model in x.cfg.models:
@@ -259,7 +282,7 @@ def document(x: Inputs) -> Document:
                   "the same "
                   "numbers are in [results.csv](results.csv) and on the MLflow runs.")]
     sections = [claims(x), suite(x), training(x), likelihood(x), disentanglement(x), robustness(x),
-                samples(x)]
+                sample_quality(x), samples(x)]
     other = other_figures(x)
     if other is not None:
         sections.append(other)

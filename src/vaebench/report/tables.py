@@ -469,6 +469,37 @@ def robustness_table(F: Flat) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["curve", "metric", *by_model])
 
 
+SAMPLE_ROWS = (("samples", "samples"), ("reconstructions", "recon"))
+
+
+def samplequality_tables(metrics: dict[str, dict[str, dict]], F: Flat
+                         ) -> list[tuple[str, pd.DataFrame, dict]]:
+    """One table per dataset: Fréchet distance in its classifier's features and k-NN
+    precision / recall of samples and of reconstructions, against the same held-out test
+    images; the first row is the floor (training images against them). Returns
+    ``[(dataset, frame, the feature net's test accuracy)]``."""
+    by_dataset: dict[str, list[str]] = {}
+    for model, data in metrics.get("samplequality", {}).items():
+        by_dataset.setdefault(data.get("dataset", ""), []).append(model)
+    out = []
+    for dataset, models in by_dataset.items():
+        fd = f"fd_{dataset}classifier"
+        cols = {}
+        for part, label in SAMPLE_ROWS:
+            cols.update({f"{part}.{fd}": f"{fd} ({label})", f"{part}.precision":
+                         f"precision ({label})", f"{part}.recall": f"recall ({label})"})
+        first = F["samplequality"][models[0]]
+        rows = [{"model": "training images (floor)",
+                 **{col: fmt_auto(first.get(f"floor.{key.split('.', 1)[1]}"))
+                    for key, col in cols.items() if key.startswith("samples.")}}]
+        rows += [{"model": m, **{col: fmt_auto(F["samplequality"][m].get(key))
+                                 for key, col in cols.items()}} for m in models]
+        accuracy = (metrics["samplequality"][models[0]].get("featurenet") or {}).get(
+            "test_accuracy") or {}
+        out.append((dataset, _frame(rows, ["model", *cols.values()]), accuracy))
+    return out
+
+
 def headline(metrics: dict[str, dict[str, dict]], F: Flat) -> dict:
     """The few numbers per model that ``dvc exp show`` should list (means over seeds)."""
     out: dict[str, dict] = {}
@@ -495,4 +526,8 @@ def headline(metrics: dict[str, dict[str, dict]], F: Flat) -> dict:
             if key.startswith("auc_") and key.endswith(("_recon_err", "_latent", "_output")):
                 put(model, "robustness", key, cell)
         put(model, "robustness", "jacobian_frob", f.get("jacobian_frob"))
+    for model, f in F.get("samplequality", {}).items():
+        for key, cell in f.items():
+            if key.startswith("samples.") and key.removeprefix("samples.").startswith("fd_"):
+                put(model, "samplequality", key.replace(".", "_"), cell)
     return out
