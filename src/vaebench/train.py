@@ -26,6 +26,11 @@ from vaebench.runs import timestamp
 from vaebench.stats import summarise
 
 
+# Adam updates all tensors of a group with torch's multi-tensor (foreach) kernels: one call
+# per update instead of a Python loop over the tensors (torch's default on CUDA, not on the
+# CPU, where the loop cost ~15% of an MLP step); the updates are bit-identical to the loop's.
+ADAM_OPTIONS = {"foreach": True}
+
 # What the stage writes into its folders (it replaces only folders holding just these).
 MODEL_FILES = ("seed*.pt", "config.json")
 CURVE_FILES = ("seed*.csv",)
@@ -74,7 +79,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     gen.manual_seed(seed)
     model.before_fit(data, binarize)
     epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
-    opts = {name: torch.optim.Adam(params, lr=cfg.lr)
+    opts = {name: torch.optim.Adam(params, lr=cfg.lr, **ADAM_OPTIONS)
             for name, params in model.optim_groups().items()} if epochs else {}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []
