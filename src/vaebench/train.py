@@ -26,6 +26,11 @@ from vaebench.runs import timestamp
 from vaebench.stats import summarise
 
 
+# Adam updates all tensors of a group with torch's multi-tensor (foreach) kernels: one call
+# per update instead of a Python loop over the tensors (torch's default on CUDA, not on the
+# CPU, where the loop cost ~15% of an MLP step); the updates are bit-identical to the loop's.
+ADAM_OPTIONS = {"foreach": True}
+
 # What the stage writes into its folders (it replaces only folders holding just these).
 MODEL_FILES = ("seed*.pt", "config.json")
 CURVE_FILES = ("seed*.csv",)
@@ -75,7 +80,8 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     model.before_fit(data, binarize)
     epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
     groups = model.optim_groups() if epochs else {}
-    opts = {name: torch.optim.Adam(params, **{"lr": cfg.lr, **model.optim_options(name)})
+    opts = {name: torch.optim.Adam(params, **{"lr": cfg.lr, **ADAM_OPTIONS,
+                                              **model.optim_options(name)})
             for name, params in groups.items()}
     x_test = data.test_inputs(binarize)
     n, step, history = len(data.x_train), 0, []

@@ -160,7 +160,8 @@ def test_one_training_step_moves_both_groups_with_their_own_adam(monkeypatch):
     monkeypatch.setattr(torch.optim, "Adam", Recording)
     fit(model, data, TrainConfig(epochs=1, batch_size=8, lr=1e-3), epochs=1, seed=0,
         binarize=True)
-    assert list(built.values()) == [{"lr": 1e-3}, {"lr": 1e-4, "betas": (0.5, 0.9)}]
+    assert list(built.values()) == [{"lr": 1e-3, "foreach": True},
+                                    {"lr": 1e-4, "foreach": True, "betas": (0.5, 0.9)}]
     moved = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
     assert any(k.startswith("discriminator.") for k in moved)
     assert any(k.startswith("encoder.") for k in moved) and any(k.startswith("decoder.")

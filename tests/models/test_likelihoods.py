@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.distributions import Bernoulli, Distribution, Independent
 
 from vaebench.config import ConfigError
 from vaebench.models import build_model, validate_model_config
@@ -38,6 +39,48 @@ def test_bernoulli_is_the_negative_cross_entropy():
     lp = LIKELIHOODS["bernoulli"](_cfg("bernoulli"))(out).log_prob(x)
     bce = F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1)
     assert torch.allclose(lp, -bce, atol=1e-5)
+
+
+def _torch_bernoulli(logits):
+    return Independent(Bernoulli(logits=logits), 3)
+
+
+def test_fused_bernoulli_equals_torch_bernoulli_summed():
+    """The fused log-density is torch's per-pixel Bernoulli(logits).log_prob summed over
+    the image: on binary images, on grey levels (validation off, as the estimator runs),
+    at saturated logits, and with images broadcast against a batch of codes."""
+    g = torch.Generator().manual_seed(0)
+    logits = 4 * torch.randn(5, 3, *SHAPE, generator=g)
+    logits[0, 0, 0, 0, :3] = torch.tensor([-60.0, 60.0, 0.0])
+    lik = LIKELIHOODS["bernoulli"](_cfg("bernoulli"))
+    binary = torch.rand(5, 3, *SHAPE, generator=g).round()
+    grey = torch.rand(5, 3, *SHAPE, generator=g)
+    for x, validate in ((binary, True), (grey, False)):
+        Distribution.set_default_validate_args(validate)
+        try:
+            fused, ref = lik(logits).log_prob(x), _torch_bernoulli(logits).log_prob(x)
+        finally:
+            Distribution.set_default_validate_args(True)
+        assert fused.shape == ref.shape == (5, 3)
+        torch.testing.assert_close(fused, ref, rtol=1e-6, atol=1e-4)
+    images = binary[0]                                             # (3, *SHAPE)
+    codes = logits[:, :1]                                          # batch (5, 1) of codes
+    torch.testing.assert_close(lik(codes).log_prob(images),        # (5, 3), images broadcast
+                               _torch_bernoulli(codes).log_prob(images), rtol=1e-6, atol=1e-4)
+
+
+def test_fused_bernoulli_keeps_torch_interface_and_checks():
+    logits = torch.randn(4, *SHAPE)
+    d = LIKELIHOODS["bernoulli"](_cfg("bernoulli"))(logits)
+    ref = _torch_bernoulli(logits)
+    assert (d.batch_shape, d.event_shape) == (ref.batch_shape, ref.event_shape)
+    torch.testing.assert_close(d.mean, ref.mean)
+    assert d.sample((2,)).shape == (2, 4, *SHAPE)
+    assert d.expand((3, 4)).log_prob(torch.ones(SHAPE)).shape == (3, 4)
+    with pytest.raises(ValueError, match="support"):              # grey levels, validation on
+        d.log_prob(torch.full((4, *SHAPE), 0.5))
+    with pytest.raises(ValueError, match="Expected parameter logits"):   # what training catches
+        LIKELIHOODS["bernoulli"](_cfg("bernoulli"))(torch.full((1, *SHAPE), float("nan")))
 
 
 def test_fixed_sigma_gaussian_is_the_closed_form_of_seed_003():

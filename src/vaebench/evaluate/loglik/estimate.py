@@ -15,7 +15,9 @@ One pass draws K_max = max(ks) samples per point and every K in ``ks`` uses the
 first K of them (nested prefixes), so the whole list costs K_max decoder rows
 per point. Memory is bounded by chunking over samples and over test points;
 each chunk's codes are decoded in one decoder call of (chunk_samples *
-chunk_points) rows.
+chunk_points) rows (``decode`` takes codes with leading batch dimensions), and
+the test points broadcast against them instead of being copied chunk_samples
+times. The naive estimator decodes each prior code once for all points.
 
 Speed: torch.distributions validates arguments and samples on every call, which
 for a Bernoulli decoder costs as much as the log-density itself; the inputs are
@@ -156,7 +158,6 @@ def importance_estimates(model, x: Tensor, ks, *, chunk_points: int, chunk_sampl
     acc = {k: torch.full((n,), -math.inf, **f64) for k in ks}
     acc_naive = {k: torch.full((n,), -math.inf, **f64) for k in ks} if naive else {}
     recon, log_ratio = torch.zeros(n, **f64), torch.zeros(n, **f64)
-    tail = [1] * (x.dim() - 1)
     calls = math.ceil(k_max / chunk_samples) * math.ceil(n / chunk_points)
     bar = tqdm(total=calls, desc="log p(x)", disable=None if progress else True, leave=False)
     with private_rng(x.device):
@@ -172,10 +173,9 @@ def importance_estimates(model, x: Tensor, ks, *, chunk_points: int, chunk_sampl
                 px_prior = model.decode(draw(prior.sample, x.device, seed, PRIOR, k0, k1))
             for i0 in range(0, n, chunk_points):
                 rows = slice(i0, min(i0 + chunk_points, n))
-                xb = x[rows]
-                b = len(xb)
-                zb = z[:, rows].reshape(kc * b, *z.shape[2:])      # (kc*b, *E): one decoder call
-                lpx = model.decode(zb).log_prob(xb.repeat(kc, *tail)).view(kc, b)
+                xb = x[rows]                                       # (b, *image)
+                # codes (kc, b, *E): one decoder call of kc*b rows; xb broadcasts over kc
+                lpx = model.decode(z[:, rows]).log_prob(xb)        # (kc, b)
                 recon[rows] += lpx.double().sum(0)
                 _fold(acc, lpx - ratio[:, rows], k0, rows)         # log w = log p(x,z) - log q
                 if naive:                                          # (b, 1, *image) vs batch (kc,)
