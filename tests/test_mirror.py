@@ -50,7 +50,8 @@ def assert_same(runs: dict, expected: dict) -> None:
 def pipeline_files(tiny_config, tiny_data, tmp_path):
     """The tiny pipeline's files in dvc.yaml's layout (train + loglik + report of
     mnist_ppca run for real; robustness, disentangle and samplequality files of
-    dsprites_vae written in those stages' format), each stage mirrored as it ran."""
+    dsprites_vae written in those stages' format), each stage's files mirrored (by the
+    functions the ``mlflow`` stage calls) after it ran."""
     from vaebench.evaluate.loglik import loglik_stage
     from vaebench.report.stage import report_stage
     from vaebench.train import train_stage
@@ -64,6 +65,12 @@ def pipeline_files(tiny_config, tiny_data, tmp_path):
     loglik_stage(tiny_config, name, models / name, tiny_data, metrics / "loglik" / f"{name}.json",
                  plots / "loglik" / f"{name}.csv", progress=False)
     report_stage(tiny_config, metrics, plots, figures, figures / "report", r / "reports")
+    (r / "data").mkdir()
+    (r / "data" / "prepared").symlink_to(tiny_data)      # the prepared data's meta.json
+    mirror.train(metrics / "train" / f"{name}.json", models / name, plots / "train" / name,
+                 figures / "train" / name, r / "data" / "prepared" / "mnist")
+    mirror.loglik(metrics / "loglik" / f"{name}.json", models / name)
+    mirror.report(r / "reports", figures / "report", mirror.report_params(tiny_config))
     # dsprites_vae (in evaluate.robustness and .disentangle): files in those stages' format
     other = "dsprites_vae"
     (models / other).mkdir()
@@ -87,8 +94,6 @@ def pipeline_files(tiny_config, tiny_data, tmp_path):
     (metrics / "samplequality" / f"{other}.json").write_text(json.dumps(
         {"model": other, "seeds": seed, "floor": {"fd_dspritesclassifier": 2.0}}))
     mirror.samplequality(metrics / "samplequality" / f"{other}.json", models / other)
-    (r / "data").mkdir()
-    (r / "data" / "prepared").symlink_to(tiny_data)      # the prepared data's meta.json
     return r
 
 
