@@ -7,7 +7,9 @@ process's wall and CPU seconds into
 
 - ``import``: interpreter start, the CLI and the stage's module;
 - ``compute``: the stage function itself, less its MLflow mirroring;
-- ``mirror``: the stage's MLflow mirroring (``vaebench.mirror.*``);
+- ``mirror``: the stage's MLflow mirroring (``vaebench.mirror.*``) -- before the
+  pipeline's ``mlflow`` stage took it over, every stage paid it; now only
+  ``mlflow_sync`` (that stage, mirroring the other stages' files at once) does;
 - ``exit``: from the stage's return to the end of the process (atexit hooks,
   thread joins, module teardown);
 - ``fixed`` = total - compute (what every stage pays however small its work).
@@ -18,8 +20,9 @@ imports lazily on first use (e.g. ``torch._dynamo`` by the first Adam); the
 ``dynamo`` column says whether it was imported.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/stage_overhead.py [--keep DIR] [--src DIR]
-(``--src``: another checkout's ``src`` folder, e.g. ``git archive <rev> src | tar -x``,
-to compare a revision before and after; default: this checkout's.)
+[--params FILE] (``--src``/``--params``: another revision's ``src`` folder and
+params.yaml, e.g. ``git archive <rev> src params.yaml | tar -x``, to compare a revision
+before and after; default: this checkout's.)
 """
 from __future__ import annotations
 
@@ -76,6 +79,8 @@ STAGES = {
                ["report", "--metrics", "reports/metrics", "--plots", "reports/plots",
                 "--figures", "reports/figures", "--figures-out", "reports/figures/report",
                 "--out", "reports"]),
+    # the pipeline's last stage: every stage's files into MLflow, in one process
+    "mlflow_sync": ("vaebench.mirror", "sync", ["mlflow-sync"]),
 }
 MIRRORS = ("train", "loglik", "robustness", "disentangle", "report")
 
@@ -99,7 +104,7 @@ def child(kind: str, timings: Path) -> None:
     if module is not None:
         mod = importlib.import_module(module)
         from vaebench import mirror
-        for name in MIRRORS:
+        for name in MIRRORS if kind != "mlflow_sync" else ():   # (its compute is mirroring)
             setattr(mirror, name, _timed(getattr(mirror, name), marks, "mirror"))
         stage = getattr(mod, func)
 
@@ -138,8 +143,8 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def make_project(tmp: Path) -> None:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+def make_project(tmp: Path, params: Path = ROOT / "params.yaml") -> None:
+    raw = yaml.safe_load(params.read_text())
     raw["profile"], raw["seeds"] = "tiny", [0]
     (tmp / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (tmp / "data").mkdir()
@@ -175,12 +180,14 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("KIND", "TIMINGS"), help=argparse.SUPPRESS)
     ap.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
     ap.add_argument("--src", type=Path, default=ROOT / "src", help="the vaebench sources to run")
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml",
+                    help="the params.yaml of those sources (another revision's, with --src)")
     args = ap.parse_args()
     if args.child:
         return child(args.child[0], Path(args.child[1]))
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="stage-overhead-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    make_project(tmp)
+    make_project(tmp, args.params)
     rows = []
     try:
         for kind in STAGES:

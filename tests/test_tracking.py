@@ -1,9 +1,11 @@
 """MLflow mirroring: one run per trained variant, the store's location, failure tolerance."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from vaebench import tracking
+from vaebench import cli, mirror, tracking
 from vaebench.train import train_stage
 
 
@@ -50,6 +52,7 @@ def test_one_run_per_variant_with_params_curves_metrics_and_checkpoint(
     for name in ("mnist_ae", "mnist_vae"):
         train_stage(tiny_config, name, tiny_data / "mnist", tmp_path / name, tmp_path / f"{name}.json",
                     tmp_path / f"plots_{name}")
+        mirror.train(tmp_path / f"{name}.json", tmp_path / name, tmp_path / f"plots_{name}")
     client = MlflowClient(tracking.tracking_uri())
     exp = client.get_experiment_by_name(tracking.EXPERIMENT)
     runs = client.search_runs([exp.experiment_id])
@@ -75,15 +78,19 @@ def test_one_run_per_variant_with_params_curves_metrics_and_checkpoint(
     assert client.get_run(run.info.run_id).data.metrics["later/x"] == 1.0
 
 
-def test_unreachable_store_warns_and_loses_no_result(tiny_config, tiny_data, tmp_path,
-                                                    monkeypatch, capsys):
+def test_a_stage_never_touches_the_store_and_an_unusable_one_loses_no_result(
+        tiny_config, tiny_data, tmp_path, monkeypatch, capsys):
+    import torch
     (tmp_path / "a_file").write_text("not a directory")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/a_file/mlflow.db")
     metrics = train_stage(tiny_config, "mnist_ae", tiny_data / "mnist", tmp_path / "m",
                           tmp_path / "m.json", tmp_path / "p")
     assert (tmp_path / "m" / "seed0.pt").is_file() and (tmp_path / "m.json").is_file()
-    assert metrics["test"]["loss"] > 0
+    assert metrics["test"]["loss"] > 0 and metrics["threads"] == torch.get_num_threads()
+    assert "MLflow" not in capsys.readouterr().err      # the stage itself logs nothing
+    mirror.train(tmp_path / "m.json", tmp_path / "m", tmp_path / "p")   # what mlflow-sync does
     assert "warning: MLflow" in capsys.readouterr().err
+    assert (tmp_path / "m.json").is_file()
 
 
 @pytest.mark.parametrize("nested, flat", [
@@ -158,32 +165,24 @@ def test_database_is_locked_is_retried_other_errors_are_not(monkeypatch):
 
 # --- an unreachable tracking server ----------------------------------------------------------
 
-def test_unreachable_server_is_detected_once_and_files_are_written_before_mirroring(
+def test_unreachable_server_is_detected_once_and_the_stages_never_wait_for_it(
         tiny_config, tiny_data, tmp_path, monkeypatch, capsys):
     uri = "http://127.0.0.1:9"        # the discard port: nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setattr(tracking, "_unreachable", set())
     clients = []
     monkeypatch.setattr(tracking, "_client", lambda: clients.append(1))   # must not be used
-    from vaebench import mirror
     from vaebench.evaluate.loglik import loglik_stage
-    outputs = {"train": [tmp_path / "train.json", tmp_path / "m" / "seed0.pt",
-                         tmp_path / "p" / "seed0.csv"],
-               "loglik": [tmp_path / "ll.json", tmp_path / "ll.csv"]}
-    seen = {}
-    for stage in outputs:             # which files exist when the stage starts mirroring
-        def spy(*args, _stage=stage, _real=getattr(mirror, stage)):
-            seen[_stage] = [p.is_file() for p in outputs[_stage]]
-            _real(*args)
-        monkeypatch.setattr(mirror, stage, spy)
     train_stage(tiny_config, "mnist_ppca", tiny_data / "mnist", tmp_path / "m",
                 tmp_path / "train.json", tmp_path / "p")
     loglik_stage(tiny_config, "mnist_ppca", tmp_path / "m", tiny_data, tmp_path / "ll.json",
                  tmp_path / "ll.csv", progress=False)
+    assert "MLflow" not in capsys.readouterr().err           # the stages never asked
+    for path in ("train.json", "ll.json", "ll.csv", "m/seed0.pt", "p/seed0.csv"):
+        assert (tmp_path / path).is_file(), path
+    mirror.train(tmp_path / "train.json", tmp_path / "m", tmp_path / "p")    # mlflow-sync's
+    mirror.loglik(tmp_path / "ll.json", tmp_path / "m")                      # calls
     err = capsys.readouterr().err
-    assert seen == {stage: [True] * len(files) for stage, files in outputs.items()}
-    assert (tmp_path / "train.json").is_file() and (tmp_path / "ll.json").is_file()
-    assert (tmp_path / "ll.csv").is_file() and (tmp_path / "m" / "seed0.pt").is_file()
     assert err.count(f"MLflow tracking server {uri} is unreachable") == 1   # once, not per run
     assert clients == []                                      # MLflow was never called
 
@@ -207,3 +206,22 @@ def test_a_reachable_server_is_used(monkeypatch):
         assert tracking.reachable("sqlite:////nonexistent/mlflow.db")   # not a server
     finally:
         server.shutdown()
+
+
+def test_the_pipeline_sync_stage_survives_an_unreachable_server_and_the_replay_does_not(
+        tmp_path, monkeypatch, capsys):
+    """`vaebench mlflow-sync --best-effort` (dvc.yaml's `mlflow` stage) warns and succeeds,
+    so an outage never fails an experiment; plain `vaebench mlflow-sync` (the replay) fails."""
+    from vaebench.config import load_config
+    monkeypatch.setattr(tracking, "_unreachable", set())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")      # discard port: no server
+    monkeypatch.setattr(tracking, "SERVER_TIMEOUT_S", 0.5)
+    monkeypatch.chdir(tmp_path)
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    assert cli.main(["--params", str(params), "mlflow-sync", "--best-effort"]) == 0
+    err = capsys.readouterr().err
+    assert "unreachable" in err and "vaebench mlflow-sync" in err
+    monkeypatch.setattr(tracking, "_unreachable", set())
+    assert cli.main(["--params", str(params), "mlflow-sync"]) == 2
+    assert "does not answer; nothing mirrored" in capsys.readouterr().err
+    assert load_config(params).threads == "auto"

@@ -42,6 +42,8 @@ def _report(args, cfg):
 
 def _mlflow_sync(args, cfg):
     from vaebench import mirror, tracking
+    if args.best_effort and not tracking.reachable():   # warns, naming the replay command
+        return
     out = mirror.sync(cfg, args.metrics, args.models, args.plots, args.figures, args.data,
                       args.report)
     print(f"mlflow-sync into {tracking.tracking_uri()}: mirrored {out['mirrored']} metrics "
@@ -116,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("--data", "data/prepared", "prepared data (its meta.json)"),
                                 ("--report", "reports", "the report's files")):
         p.add_argument(flag, type=Path, default=Path(default), help=f"{text} ({default})")
+    p.add_argument("--best-effort", action="store_true",
+                   help="a store that does not answer is a warning, not an error (the "
+                        "pipeline's `mlflow` stage: an outage never fails an experiment; "
+                        "replay later with `vaebench mlflow-sync`)")
     p.set_defaults(func=_mlflow_sync)
 
     p = sub.add_parser("check", help="validate params.yaml and exit")
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = _errors()
     try:
         cfg = load_config(args.params)
+        from vaebench.devices import use_threads
+        use_threads(cfg.threads)     # params `threads`, recorded with every stage's results
         args.func(args, cfg)
     except errors as err:
         print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)

@@ -332,6 +332,7 @@ class Config(Strict):
 
     profile: str
     device: Device = "auto"
+    threads: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"   # devices.resolve_threads
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0]
     datasets: dict[str, Any]      # name -> dataset config (validated by the data registry)
     models: dict[str, Any]        # name -> model config (validated by the model registry)
@@ -359,7 +360,7 @@ class Config(Strict):
         return own or self.device
 
 
-_TOP_KEYS = {"profile", "device", "seeds", "profiles", "datasets", "models", "evaluate",
+_TOP_KEYS = {"profile", "device", "threads", "seeds", "profiles", "datasets", "models", "evaluate",
              *SECTIONS}
 
 
@@ -414,6 +415,7 @@ def _resolve(raw: dict, profile: str, active: bool = True) -> Config:
 
     cfg = validate(Config, {
         "profile": profile, "device": raw.get("device", "auto"),
+        "threads": raw.get("threads", "auto"),
         "seeds": raw.get("seeds", [0]), "datasets": datasets, "models": models,
         "evaluate": raw.get("evaluate") or {}, "sections": sections,
     }, "params")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +44,44 @@ def resolve_device(spec: str, key: str = "device") -> torch.device:
                               f"use 'cpu' or 'auto'")
         return torch.device("mps")
     raise DeviceError(f"{key}: {spec!r} is not a device; valid: auto, cpu, cuda, cuda:N, mps")
+
+
+def queue_workers(cwd: Path | None = None) -> int:
+    """How many DVC experiments run now beside this one: DVC runs each queued
+    experiment in its own ``mkdtemp`` folder under ``.dvc/tmp/exps/`` (removed when it
+    ends), so inside one of them the ``tmp*`` folders beside it are the running
+    workers. 1 outside a queued experiment."""
+    parts = (cwd or Path.cwd()).resolve().parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            for j in range(i + 3, len(parts)):
+                if parts[j].startswith("tmp"):
+                    parent = Path(*parts[:j])
+                    return max(1, sum(1 for p in parent.iterdir()
+                                      if p.is_dir() and p.name.startswith("tmp")))
+    return 1
+
+
+def resolve_threads(spec: int | str = "auto", cwd: Path | None = None) -> int:
+    """torch's CPU threads for a stage (params ``threads``): N as given; ``auto`` is
+    ``$OMP_NUM_THREADS`` when set, else the cores this process may run on divided by
+    the DVC queue workers running now (two workers with two threads each on two cores
+    run several times slower than with one each)."""
+    if spec != "auto":
+        return int(spec)
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // queue_workers(cwd))
+
+
+def use_threads(spec: int | str = "auto") -> int:
+    """Set torch's intra-op threads from params ``threads``; return the number set."""
+    n = resolve_threads(spec)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def describe(device: torch.device) -> str:

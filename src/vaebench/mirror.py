@@ -1,10 +1,11 @@
 """The stages' output files, mirrored into MLflow: one function per stage.
 
-A stage writes its files first and then calls its function here; ``vaebench
-mlflow-sync`` calls the same functions on the files already on disk. Both read
-only files, so a replay logs exactly what the stage logged, into the run of each
-(model, seed, checkpoint) that :func:`vaebench.tracking.model_run` finds again
-(or creates); logging the same files twice adds nothing.
+Stages only write files. ``vaebench mlflow-sync`` -- the pipeline's last stage,
+``mlflow``, and the replay command -- calls the function of every stage here on
+the files on disk, in one process, into the run of each (model, seed, checkpoint)
+that :func:`vaebench.tracking.model_run` finds again (or creates); logging the
+same files twice adds nothing. A new evaluation stage adds its function and one
+entry in ``STAGES``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import csv
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
@@ -160,7 +162,27 @@ def report_params(cfg) -> dict:
             "device": cfg.device}
 
 
-STAGES = ("train", "loglik", "robustness", "disentangle")
+# stage -> mirror(metrics JSON, model name, roots): the paths of dvc.yaml, from the roots
+STAGES = {
+    "train": lambda path, model, r: train(
+        path, r.models / model, r.plots / "train" / model, r.figures / "train" / model,
+        r.data / io.read_json(path)["dataset"]),
+    "loglik": lambda path, model, r: loglik(path, r.models / model),
+    "robustness": lambda path, model, r: robustness(path, r.models / model,
+                                                    r.plots / "robustness" / model),
+    "disentangle": lambda path, model, r: disentangle(path, r.models / model,
+                                                      r.figures / "disentangle" / model),
+}
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where ``sync`` finds each kind of file (dvc.yaml's folders by default)."""
+    metrics: Path = Path("reports/metrics")
+    models: Path = Path("models")
+    plots: Path = Path("reports/plots")
+    figures: Path = Path("reports/figures")
+    data: Path = Path("data/prepared")
 
 
 def _stage_models(cfg, stage: str) -> list[str]:
@@ -178,13 +200,15 @@ def sync(cfg, metrics_root: Path = Path("reports/metrics"), models_root: Path = 
         raise tracking.TrackingError(f"the MLflow tracking server {tracking.tracking_uri()} "
                                      f"does not answer; nothing mirrored (start it, or set "
                                      f"MLFLOW_TRACKING_URI to the store to rebuild)")
+    roots = Roots(*(Path(p) for p in (metrics_root, models_root, plots_root, figures_root,
+                                      data_root)))
     before = tracking.run_count()
     done, skipped = {}, []
-    for stage in STAGES:
+    for stage, mirror_stage in STAGES.items():
         done[stage] = 0
         for model in _stage_models(cfg, stage):
-            path = Path(metrics_root) / stage / f"{model}.json"
-            models_dir = Path(models_root) / model
+            path = roots.metrics / stage / f"{model}.json"
+            models_dir = roots.models / model
             if not path.is_file():
                 skipped.append(f"{stage}@{model} (no {path})")
                 continue
@@ -193,16 +217,7 @@ def sync(cfg, metrics_root: Path = Path("reports/metrics"), models_root: Path = 
             if missing:
                 skipped.append(f"{stage}@{model} (no {models_dir}/seed{missing[0]}.pt)")
                 continue
-            if stage == "train":
-                dataset = io.read_json(path)["dataset"]
-                train(path, models_dir, Path(plots_root) / "train" / model,
-                      Path(figures_root) / "train" / model, Path(data_root) / dataset)
-            elif stage == "loglik":
-                loglik(path, models_dir)
-            elif stage == "robustness":
-                robustness(path, models_dir, Path(plots_root) / "robustness" / model)
-            else:
-                disentangle(path, models_dir, Path(figures_root) / "disentangle" / model)
+            mirror_stage(path, model, roots)
             done[stage] += 1
     if skipped:
         print(f"mlflow-sync: skipped {len(skipped)} stage(s) whose files are missing "
@@ -210,5 +225,5 @@ def sync(cfg, metrics_root: Path = Path("reports/metrics"), models_root: Path = 
     report_dir = Path(report_dir)
     done["report"] = int(all((report_dir / f).is_file() for f in REPORT_FILES))
     if done["report"]:
-        report(report_dir, Path(figures_root) / "report", report_params(cfg))
+        report(report_dir, roots.figures / "report", report_params(cfg))
     return {"mirrored": done, "runs_before": before, "runs_after": tracking.run_count()}

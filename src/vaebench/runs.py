@@ -97,5 +97,5 @@ def timestamp() -> str:
 def stage_metrics(name: str, ckpt: dict, per_seed: dict[int, dict], **extra) -> dict:
     """The JSON an evaluation stage writes: identity, mean over seeds, and per seed."""
     return {"model": name, "family": ckpt["config"]["family"], "dataset": ckpt["dataset"],
-            **extra, **summarise(per_seed), "seeds": {str(s): r for s, r in per_seed.items()}}
+            "threads": torch.get_num_threads(), **extra, **summarise(per_seed), "seeds": {str(s): r for s, r in per_seed.items()}}
 

@@ -4,9 +4,11 @@ The files under ``reports/metrics/`` and ``models/`` are the source of truth;
 MLflow mirrors them so runs can be compared in the UI. One experiment for the
 suite; one run per (model, seed, checkpoint), found again by the tag
 ``vaebench.run_key`` so every evaluation stage adds its metrics and figures to
-the run of the model it evaluated. Stages write their files first and mirror
-them afterwards (:mod:`vaebench.mirror`), so ``vaebench mlflow-sync`` can replay
-the files into a store that was down, lost or replaced.
+the run of the model it evaluated. Stages only write files; the pipeline's last
+stage, ``mlflow`` (``vaebench mlflow-sync``), mirrors every stage's files in one
+process (:mod:`vaebench.mirror`), so no stage waits on the store, the store has
+one writer per pipeline, and the same command replays the files into a store
+that was down, lost or replaced.
 
 Failures: a tracking server that does not answer within a few seconds is reported
 once and skipped for the rest of the process; any other MLflow error warns; no

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from vaebench import io, mirror
+from vaebench import io
 from vaebench.checkpoints import save_checkpoint
 from vaebench.config import Config, ConfigError, TrainConfig
 from vaebench.data import PreparedData, load_prepared
@@ -193,11 +193,10 @@ def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_p
                                                 "seeds": cfg.seeds, "profile": cfg.profile})
     metrics = {"model": name, "family": mcfg.family, "dataset": mcfg.dataset,
                "likelihood": mcfg.likelihood, "binarize": mcfg.binarize,  # units of the losses
-               "profile": cfg.profile, "device": describe(device), "n_params": n_params,
+               "profile": cfg.profile, "device": describe(device),
+               "threads": torch.get_num_threads(), "n_params": n_params,
                "epochs": epochs, **summarise(per_seed),
                "seeds": {str(s): r for s, r in per_seed.items()}}
     io.write_json(metrics_path, metrics)
-    # every file is written: now mirror them (MLflow may be slow or down)
-    mirror.train(metrics_path, out_dir, plots_dir, figures_dir, data_dir)
     return metrics
 

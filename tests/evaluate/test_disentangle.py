@@ -230,6 +230,9 @@ def test_stage_runs_end_to_end_and_writes_every_metric(trained, tiny_data, tmp_p
     assert sorted(p.name for p in figures.iterdir()) == ["attribute_vectors.png", "traversals.png"]
 
     from mlflow.tracking import MlflowClient
+
+    from vaebench import mirror
+    mirror.disentangle(out, tmp / "models" / "dsprites_vae", figures)   # as mlflow-sync does
     client = MlflowClient()
     run = client.search_runs([client.get_experiment_by_name("vaebench").experiment_id],
                              filter_string="tags.model = 'dsprites_vae' and tags.seed = '0'")[0]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from vaebench import cli, tracking
+from vaebench import cli, mirror, tracking
 from vaebench.config import ConfigError, load_config
 from vaebench.data import load_prepared
 from vaebench.evaluate.attacks import input_differentiable
@@ -224,9 +224,12 @@ def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_par
         assert set(result["time_s"]) == {"probe_fit", "corruptions", "jacobian", "attacks", "total",
                                           "total_cpu"}
         assert (result["model"], result["dataset"], result["profile"]) == (name, "mnist", "tiny")
+        assert not logged                    # the stage writes files only; then mlflow-sync:
+        mirror.robustness(out, tmp_path / "models" / name, plots)
         mirrored = [m for p, m in logged if p == "robust"]
         assert mirrored and mirrored[-1]["auc_masking_recon_err"] == result["auc_masking_recon_err"]
         assert ("artifact", "masking-recon_err.csv") in logged
+        logged.clear()
 
 
 def test_models_without_input_gradients_or_for_binary_inputs_only(tiny_data, tiny_params):

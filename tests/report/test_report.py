@@ -56,8 +56,13 @@ def cfg(raw_params, write_params):
 
 
 def _run(cfg, root: Path, mirror: bool = False) -> dict:
-    return report_stage(cfg, root / "metrics", root / "plots", root / "figures",
-                        root / "figures" / "report", root, mirror=mirror)
+    """The report stage, and with ``mirror`` what `vaebench mlflow-sync` does with its files."""
+    out = report_stage(cfg, root / "metrics", root / "plots", root / "figures",
+                       root / "figures" / "report", root)
+    if mirror:
+        from vaebench import mirror as mirrors
+        mirrors.report(root, root / "figures" / "report", mirrors.report_params(cfg))
+    return out
 
 
 # --- flattening ----------------------------------------------------------------------------

@@ -16,7 +16,8 @@ samples do not depend on the others and are the same for every model compared.
 The first seed's model also draws the latent traversals and the attribute
 vectors' examples into the figures folder. Writes ``reports/metrics/
 disentangle/<model>.json`` (per seed and mean over seeds; each metric with the
-seconds it took) and mirrors it to the model's MLflow runs as ``disent/...``.
+seconds it took); ``vaebench mlflow-sync`` mirrors it to the model's MLflow runs as
+``disent/...``.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from vaebench import io, mirror, runs
+from vaebench import io, runs
 from vaebench.config import Config, ConfigError
 from vaebench.data import get_dataset
 from vaebench.devices import describe, resolve_device
@@ -232,5 +233,4 @@ def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
                                  device=describe(device), representation=section.representation,
                                  image_source=images.source, classifier=judge)
     io.write_json(out_json, metrics)
-    mirror.disentangle(out_json, models_dir, figures_dir)     # after every file is written
     return metrics

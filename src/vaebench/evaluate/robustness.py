@@ -78,7 +78,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.distributions import Distribution, kl_divergence
 
-from vaebench import io, mirror
+from vaebench import io
 from vaebench.config import Config, ConfigError, RobustnessConfig
 from vaebench.corruptions import CORRUPTIONS
 from vaebench.devices import describe, resolve_device
@@ -409,7 +409,7 @@ def write_curves(plots_dir: Path, curves_by_seed: dict[int, dict]) -> list[Path]
 
 def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
                      out_json: Path, plots_dir: Path) -> dict:
-    """``robustness@<name>``: every seed's checkpoint; metrics JSON, curve CSVs, MLflow."""
+    """``robustness@<name>``: every seed's checkpoint; metrics JSON and curve CSVs."""
     if name not in cfg.models:
         raise ConfigError(f"model {name!r} is not in params.yaml models; "
                           f"known: {sorted(cfg.models)}")
@@ -434,5 +434,4 @@ def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
     for seed, p in points.items():   # per seed only: a mean over seeds of points means nothing
         out["seeds"][str(seed)]["recon_err_points"] = p
     io.write_json(out_json, out)
-    mirror.robustness(out_json, models_dir, plots_dir)     # after every file is written
     return out

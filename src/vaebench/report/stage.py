@@ -11,7 +11,7 @@ robustness curves under ``<plots>``, and the figures the stages drew under
 * ``index.html``    -- the same report as one self-contained page;
 
 and its own figures (PNG, with the CSV each curve figure is drawn from) under
-``<figures_out>``. The report is attached to a suite-level MLflow run.
+``<figures_out>``. ``vaebench mlflow-sync`` attaches the report to a suite-level MLflow run.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from vaebench import claims, io, tracking
-from vaebench import mirror as mirrors
 from vaebench.config import Config
 from vaebench.report import page, plots, sections, tables
 
@@ -58,8 +57,8 @@ def _moved(drawn: dict, src: Path, dst: Path) -> dict:
 
 def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: Path,
                  figures_out: Path, out_dir: Path, command: str | None = None,
-                 mirror: bool = True, params: Path | None = None) -> dict:
-    """Write the report (and attach it to MLflow unless ``mirror`` is false); return
+                 params: Path | None = None) -> dict:
+    """Write the report; return
     ``{"models", "figures", "seconds"}``. ``params``: the params.yaml the run used (its
     other profiles say which one would decide an undecided claim)."""
     t0 = time.perf_counter()
@@ -93,8 +92,6 @@ def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: P
     io.write_text(out_dir / "index.html", page.to_html(doc, colours))
 
     own = sorted(figures_out.glob("*.png"))
-    if mirror:      # after every file is written
-        mirrors.report(out_dir, figures_out, mirrors.report_params(cfg))
     seconds = time.perf_counter() - t0
     print(f"report: {len(metrics.get('train', {}))} trained models, stages "
           f"{list(metrics)}, {len(own)} figures -> {out_dir / 'index.html'} ({seconds:.1f} s)")

@@ -287,6 +287,7 @@ def cost_table(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
     for model, data in metrics.get("train", {}).items():
         f = F["train"][model]
         row = {"model": model, "device": data.get("device", ""),
+               "threads": str(data.get("threads", "")),
                "parameters": f"{int(data['n_params']):,}" if _number(data.get("n_params")) else "",
                "epochs": str(data.get("epochs", "")),
                "train time (s)": fmt(f.get("time_s"), 1),
@@ -295,7 +296,7 @@ def cost_table(metrics: dict[str, dict[str, dict]], F: Flat) -> pd.DataFrame:
             if model in F[stage]:
                 row[f"{stage} (s)"] = fmt(stage_time(F[stage][model]), 1)
         rows.append(row)
-    return _frame(rows, ["model", "device", "parameters", "epochs", "train time (s)",
+    return _frame(rows, ["model", "device", "threads", "parameters", "epochs", "train time (s)",
                          "throughput (examples/s)", *[f"{s} (s)" for s in stages]])
 
 

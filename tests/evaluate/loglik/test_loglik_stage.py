@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from vaebench import cli, tracking
+from vaebench import cli, mirror, tracking
 from vaebench.config import ConfigError, load_config
 from vaebench.data import mnist
 from vaebench.devices import DeviceError
@@ -50,7 +50,7 @@ def project(tmp_path_factory):
 
 @pytest.fixture
 def mlflow_calls(monkeypatch):
-    """Record what the stage mirrors to MLflow instead of talking to a store."""
+    """Record what ``mlflow-sync`` mirrors of the stage's files instead of talking to a store."""
     calls = []
 
     class Recorder:
@@ -71,7 +71,7 @@ def mlflow_calls(monkeypatch):
     return calls
 
 
-def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path):
+def test_stage_writes_metrics_plots_and_its_files_mirror(project, mlflow_calls, tmp_path):
     root, cfg = project
     out, plots = tmp_path / "m" / "mnist_vae.json", tmp_path / "p" / "mnist_vae.csv"
     metrics = loglik_stage(cfg, "mnist_vae", root / "models" / "mnist_vae",
@@ -106,6 +106,8 @@ def test_stage_writes_metrics_plots_and_mirrors(project, mlflow_calls, tmp_path)
     assert list(table["k"]) == [1, 5] and set(table["model"]) == {"mnist_vae"}
     assert {"log_p_hat", "stderr", "naive", "naive_stderr", "elbo", "exact"} <= set(table)
     assert table["log_p_hat"].tolist() == [metrics["log_p_hat"][f"k{k}"]["mean"] for k in (1, 5)]
+    assert not mlflow_calls                  # the stage writes files only; MLflow comes after
+    mirror.loglik(out, root / "models" / "mnist_vae")   # what `vaebench mlflow-sync` calls
     logged = {key: flat for key, prefix, flat in mlflow_calls if prefix == "loglik"}
     assert set(logged) == {("mnist_vae", 0), ("mnist_vae", 1)}
     assert logged[("mnist_vae", 1)]["loglik/log_p_hat/k5/mean"] == \

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from vaebench import io, mirror
+from vaebench import io
 from vaebench.config import Config, ConfigError, LoglikConfig, check_applicable
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.loglik.estimate import importance_estimates
@@ -172,7 +172,7 @@ def plot_rows(name: str, metrics: dict) -> pd.DataFrame:
 
 def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_json: Path,
                  plots_path: Path, progress: bool = True) -> dict:
-    """``loglik@<name>``: write the metrics JSON and the plot CSV; mirror to MLflow."""
+    """``loglik@<name>``: write the metrics JSON and the plot CSV."""
     if name not in cfg.models:
         raise ConfigError(f"model {name!r} is not in params.yaml models; "
                           f"known: {sorted(cfg.models)}")
@@ -196,5 +196,4 @@ def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_
     io.write_json(out_json, metrics)
     with io.atomic_path(plots_path) as tmp:
         plot_rows(name, metrics).to_csv(tmp, index=False)
-    mirror.loglik(out_json, models_dir)     # after every file is written
     return metrics
