@@ -5,7 +5,7 @@ Builds the tiny two-model project of tests/test_sweeps.py in a temporary folder
 reproduces its baseline, then runs two sweeps of 4 experiments each (``-S seeds=[N]``,
 other seeds for the second sweep so that DVC's run cache restores nothing):
 ``dvc queue start -j 1`` and ``dvc queue start -j 2``. Each worker gets
-``cores / jobs`` threads (``OMP_NUM_THREADS``), as the README advises. A sweep's time
+``cores / jobs`` threads (``-S threads=...``), as the README advises. A sweep's time
 runs from the first ``dvc exp run --queue`` to the first ``dvc queue status`` that shows
 nothing queued or running (polled every 5 s). Prints both times and their ratio.
 
@@ -51,15 +51,14 @@ def main() -> None:
         started = time.monotonic()
         sweeps.make_repo(repo, copy_project, sweeps.client_env(repo, uri, "queue-sweep"))
         print(f"baseline dvc repro: {time.monotonic() - started:.0f} s  (store: {uri})")
-        times = {}
+        times, env = {}, sweeps.client_env(repo, uri, "queue-sweep")
         for jobs, seeds in ((1, [1, 2, 3, 4]), (2, [5, 6, 7, 8])):
-            env = {**sweeps.client_env(repo, uri, "queue-sweep"),
-                   "OMP_NUM_THREADS": str(max(1, args.cores // jobs))}
+            threads = max(1, args.cores // jobs)
             started = time.monotonic()
-            sweeps.queue_sweep(repo, env, f"j{jobs}s", seeds, jobs)
+            sweeps.queue_sweep(repo, env, f"j{jobs}s", seeds, jobs, f"threads={threads}")
             times[jobs] = sweeps.wait_for_queue(repo, env, poll_s=5) - started
-            print(f"-j {jobs} ({env['OMP_NUM_THREADS']} threads per worker): 4 experiments "
-                  f"in {times[jobs]:.0f} s")
+            print(f"-j {jobs} ({threads} threads per worker): 4 experiments in "
+                  f"{times[jobs]:.0f} s")
         print(f"-j 1 / -j 2: {times[1] / times[2]:.2f}")
     finally:
         if args.keep is None:

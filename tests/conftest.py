@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -176,15 +177,20 @@ class TrackingServer:
         return started
 
     def kill_mlflow(self) -> None:
-        """SIGKILL the MLflow server and its workers (PostgreSQL stays up), as a crash."""
+        """SIGKILL the MLflow server and its workers (PostgreSQL stays up), as a crash;
+        return once its address no longer answers."""
         pid = int((self.dir / "mlflow.pid").read_text())
+        group = subprocess.run(["ps", "-o", "pid=,pgid=,cmd=", "--sid", str(pid)],
+                               capture_output=True, text=True).stdout
         os.killpg(pid, signal.SIGKILL)      # the script starts it in a session of its own
         for _ in range(100):
             try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
+            except OSError:
                 return
             time.sleep(0.1)
+        raise AssertionError(f"{self.uri} still answers after SIGKILL of {pid}'s group:\n"
+                             f"{group}")
 
     def query(self, sql: str, *args) -> list[tuple]:
         import psycopg

@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -64,6 +65,10 @@ def make_repo(repo: Path, copy_project, env: dict) -> Path:
     params = sweep_params(yaml.safe_load((repo / "params.yaml").read_text()))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    # the report stage depends on this folder, which only disentangle stages create
+    placeholder = repo / "reports" / "figures" / "disentangle" / ".gitkeep"
+    placeholder.parent.mkdir(parents=True)
+    placeholder.touch()
     _run(repo, "git", "init", "-q", env=env)
     _run(repo, *GIT, "add", "-A", env=env)
     _run(repo, *GIT, "commit", "-qm", "init", env=env)
@@ -74,12 +79,21 @@ def make_repo(repo: Path, copy_project, env: dict) -> Path:
     return repo
 
 
-def queue_sweep(repo: Path, env: dict, prefix: str, seeds, jobs: int) -> list[str]:
-    """Queue one experiment per seed (named <prefix><seed>) and start `jobs` workers."""
+def queue_sweep(repo: Path, env: dict, prefix: str, seeds, jobs: int, *settings: str
+                ) -> list[str]:
+    """Queue one experiment per seed (named <prefix><seed>, with ``-S`` ``settings``)
+    and start `jobs` workers."""
     names = [f"{prefix}{seed}" for seed in seeds]
     for name, seed in zip(names, seeds):
-        _run(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"seeds=[{seed}]", env=env)
-    _run(repo, "dvc", "queue", "start", "-j", str(jobs), env=env)
+        sets = [a for s in (f"seeds=[{seed}]", *settings) for a in ("-S", s)]
+        _run(repo, "dvc", "exp", "run", "--queue", "-n", name, *sets, env=env)
+    # not into a pipe: the workers it starts inherit its stdout and stderr, so reading
+    # them to the end (capture_output) would wait for the whole queue
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env,
+                              stdout=out, stderr=subprocess.STDOUT, timeout=600)
+        out.seek(0)
+        assert proc.returncode == 0, f"dvc queue start failed:\n{out.read()}"
     return names
 
 
@@ -210,7 +224,10 @@ def test_a_server_outage_loses_no_result_and_the_replay_brings_runs_in_once(swee
     repo, server, env = sweep.repo, sweep.server, sweep.env("outage")
     names = queue_sweep(repo, env, "outage", [5, 6], jobs=2)
     server.kill_mlflow()          # a crash before the sweep's stages log anything
-    wait_for_queue(repo, env)     # every experiment succeeds without the server
+    wait_for_queue(repo, env)     # every experiment succeeds without the server ...
+    for name in names:            # ... and says so
+        log = _run(repo, "dvc", "queue", "logs", name, env=env)
+        assert f"MLflow tracking server {server.uri} is unreachable" in log, log
     revs = {name: rev for name, rev in experiment_revs(repo, env).items() if name in names}
     assert sorted(revs) == sorted(names)
     for name, rev in revs.items():   # the results are in the experiments' commits
