@@ -1,8 +1,18 @@
-"""Shared fixtures: the real params.yaml shrunk to the tiny profile, tiny prepared data."""
+"""Shared fixtures: the real params.yaml shrunk to the tiny profile, tiny prepared data,
+a tracking server on PostgreSQL for the slow tests that need one."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -123,3 +133,89 @@ def train_files(tmp_path):
                             "device": "cpu", "n_params": 10, "seeds": {"0": seed}})
     return {"metrics": metrics, "models": models, "plots": plots, "data": data,
             "started": started, "train_s": train_s, "work_s": work_s}
+
+
+# --- the shared tracking server (scripts/mlflow_server.sh) on loopback, for the slow tests ---
+
+def postgres_missing() -> str | None:
+    """Why the PostgreSQL-backed server cannot run here, or None when it can."""
+    if not (shutil.which("pg_ctl") or glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")):
+        return "PostgreSQL's server programs are not installed (apt-get install -y postgresql)"
+    try:
+        import psycopg  # noqa: F401  (SQLAlchemy's driver for postgresql:// URIs)
+    except ImportError:
+        return "the PostgreSQL driver is not installed (pip install -e '.[server]')"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TrackingServer:
+    """PostgreSQL and `mlflow server` as scripts/mlflow_server.sh runs them, in a folder
+    of their own, on free loopback ports."""
+
+    def __init__(self, folder: Path):
+        self.dir = folder
+        self.pg_port, port = _free_port(), _free_port()
+        self.uri = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "VAEBENCH_SERVER_DIR": str(folder),
+                    "VAEBENCH_MLFLOW_PORT": str(port), "VAEBENCH_PG_PORT": str(self.pg_port),
+                    "VAEBENCH_MLFLOW_WORKERS": "1",
+                    "MLFLOW": str(Path(sys.executable).parent / "mlflow")}
+
+    def script(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(ROOT / "scripts" / "mlflow_server.sh"), command],
+                              env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def start(self) -> subprocess.CompletedProcess:
+        started = self.script("start")
+        assert started.returncode == 0, started.stdout + started.stderr
+        return started
+
+    def kill_mlflow(self) -> None:
+        """SIGKILL the MLflow server and its workers (PostgreSQL stays up), as a crash;
+        return once its address no longer answers."""
+        pid = int((self.dir / "mlflow.pid").read_text())
+        group = subprocess.run(["ps", "-o", "pid=,pgid=,cmd=", "--sid", str(pid)],
+                               capture_output=True, text=True).stdout
+        os.killpg(pid, signal.SIGKILL)      # the script starts it in a session of its own
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{self.uri} still answers after SIGKILL of {pid}'s group:\n"
+                             f"{group}")
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        import psycopg
+        with psycopg.connect(f"host=127.0.0.1 port={self.pg_port} user=mlflow "
+                             f"dbname=mlflow") as db:
+            return db.execute(sql, args).fetchall()
+
+
+@pytest.fixture(scope="session")
+def tracking_server():
+    """A context manager: a started TrackingServer, stopped (and its folder removed) on
+    exit. Skips the test, saying why, where PostgreSQL or its driver is missing."""
+    reason = postgres_missing()
+
+    @contextmanager
+    def server():
+        if reason is not None:
+            pytest.skip(reason)
+        # the database runs as `postgres` when the tests run as root: a folder it can reach
+        folder = Path(tempfile.mkdtemp(prefix="vaebench-server-"))
+        folder.chmod(0o755)
+        srv = TrackingServer(folder)
+        try:
+            yield srv
+        finally:
+            srv.script("stop", 120)
+            shutil.rmtree(folder, ignore_errors=True)
+    return server
