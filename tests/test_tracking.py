@@ -163,6 +163,24 @@ def test_database_is_locked_is_retried_other_errors_are_not(monkeypatch):
         tracking._retrying(lambda: (_ for _ in ()).throw(ValueError("no such table")))
 
 
+def test_a_concurrent_insert_of_the_same_dataset_is_retried_only_where_asked(monkeypatch):
+    """Two queue workers logging one dataset at once: PostgreSQL's UniqueViolation (or
+    sqlite's UNIQUE constraint) is retried for log_inputs, never for other calls."""
+    monkeypatch.setattr(tracking, "RETRY_DELAYS", (0.0, 0.0))
+    calls = []
+
+    def racing():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError('psycopg.errors.UniqueViolation: duplicate key value violates '
+                               'unique constraint "dataset_pk"')
+        return "linked"
+    assert tracking._retrying(racing, _also=tracking.INSERT_RACES) == "linked"
+    calls.clear()
+    with pytest.raises(RuntimeError, match="UniqueViolation"):
+        tracking._retrying(racing)
+
+
 # --- an unreachable tracking server ----------------------------------------------------------
 
 def test_unreachable_server_is_detected_once_and_the_stages_never_wait_for_it(

@@ -118,12 +118,19 @@ def store_lock(uri: str | None = None):
 RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 4.0)
 
 
-def _retrying(call, *args, **kwargs):
+# Another process's insert of the same row (two queue workers logging one dataset at
+# once): the store's own check-then-insert raced; asked again, it finds the row.
+INSERT_RACES = ("UNIQUE constraint failed", "UniqueViolation", "duplicate key value")
+
+
+def _retrying(call, *args, _also: tuple[str, ...] = (), **kwargs):
+    """``call``, retried while the store answers ``database is locked`` (or one of
+    ``_also``'s messages)."""
     for delay in (*RETRY_DELAYS, None):
         try:
             return call(*args, **kwargs)
         except Exception as err:
-            if delay is None or "database is locked" not in str(err):
+            if delay is None or not any(m in str(err) for m in ("database is locked", *_also)):
                 raise
             time.sleep(delay)
 
@@ -263,8 +270,8 @@ class Run:
         dataset = Dataset(name=name, digest=digest, source_type="local",
                           source=json.dumps({"uri": Path(source).resolve().as_uri()}),
                           profile=json.dumps(profile, sort_keys=True))
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(
-            dataset, tags=[InputTag("mlflow.data.context", context)])])
+        _retrying(self.client.log_inputs, self.run_id, datasets=[DatasetInput(
+            dataset, tags=[InputTag("mlflow.data.context", context)])], _also=INSERT_RACES)
 
 
 def run_key(model: str, seed: int, checkpoint_sha: str) -> str:
