@@ -50,6 +50,37 @@ def test_a_model_without_a_fitted_prior_is_named_when_it_returns_no_samples():
         generate(ae, "my_ae", 4, 2, 0, torch.device("cpu"))
 
 
+@pytest.mark.parametrize("binarize", [True, False])
+def test_reconstructions_take_the_test_images_as_the_model_saw_them_in_training(
+        monkeypatch, binarize):
+    """A model trained on binarised data (e.g. svi_vae, whose encoder evaluates a
+    Bernoulli likelihood of its input) reconstructs the fixed binarisation, never the
+    grey intensities; the others the intensities."""
+    from types import SimpleNamespace
+
+    from vaebench.evaluate import samplequality as sq
+    seen = []
+
+    class Model:
+        cfg = SimpleNamespace(binarize=binarize)
+
+        def reconstruct(self, x):
+            seen.append(x)
+            return x
+
+        def sample(self, n):
+            return torch.zeros(n, 1, 4, 4)
+    grey, binary = torch.full((10, 1, 4, 4), 0.4), torch.ones(10, 1, 4, 4)
+    data = SimpleNamespace(name="mnist", device=torch.device("cpu"),
+                           test_inputs=lambda b: binary if b else grey)
+    monkeypatch.setattr(sq, "compare", lambda features, reference, dataset, k: {})
+    net = SimpleNamespace(embed=lambda x: x.reshape(len(x), -1).numpy())
+    scfg = SimpleNamespace(n_samples=3, k=1, batch_size=2, n_reference=4)
+    sq.evaluate_run(Model(), "m", data, net, scfg, 0, np.zeros((4, 16)))
+    inputs = torch.cat(seen)
+    assert len(inputs) == 3 and torch.equal(inputs, (binary if binarize else grey)[4:7])
+
+
 @pytest.mark.parametrize("mutate, pattern", [
     (lambda r: r["samplequality"].update(k=30),
      r"samplequality \(profile tiny\).*k \(30\) must be below n_reference \(24\)"),

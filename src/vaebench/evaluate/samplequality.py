@@ -82,7 +82,8 @@ def evaluate_run(model, name: str, data, net: FeatureNet, scfg, seed: int,
     """One checkpoint's comparisons: {'samples': {...}, 'reconstructions': {...}, 'time_s'}."""
     t0 = time.perf_counter()
     n, k, batch = scfg.n_samples, scfg.k, scfg.batch_size
-    held_out = data.test_inputs(binarize=False)[scfg.n_reference:scfg.n_reference + n]
+    # the model reconstructs its test inputs as it saw them in training (binarised or not)
+    held_out = data.test_inputs(model.cfg.binarize)[scfg.n_reference:scfg.n_reference + n]
     out = {"samples": compare(net.embed(generate(model, name, n, batch, seed, data.device)), reference,
                               data.name, k),
            "reconstructions": compare(net.embed(reconstruct(model, held_out, batch)),
