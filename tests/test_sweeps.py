@@ -41,10 +41,16 @@ def sweep_params(params: dict) -> dict:
     params["models"] = {k: v for k, v in params["models"].items() if k in MODELS}
     params["evaluate"] = {stage: [m for m in names if m in MODELS]
                           for stage, names in params["evaluate"].items()}
-    sections = [params, *params["profiles"].values()]
-    for section in [*sections, *(v for s in sections for v in s.values() if isinstance(v, dict))]:
-        if isinstance(section.get("datasets"), dict):
-            section["datasets"] = {k: v for k, v in section["datasets"].items() if k == dataset}
+    def keep_only_the_dataset(node):       # every `datasets:` block or list, at any depth
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "datasets" and isinstance(value, dict):
+                    node[key] = {k: v for k, v in value.items() if k == dataset}
+                elif key == "datasets" and isinstance(value, list):
+                    node[key] = [d for d in value if d == dataset]
+                else:
+                    keep_only_the_dataset(value)
+    keep_only_the_dataset(params)
     return params
 
 
