@@ -52,6 +52,33 @@ def _isolated_mlflow(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def mlflow_recorder(monkeypatch) -> list:
+    """What ``mirror.*`` logs, recorded instead of sent to a store: ``(prefix, metrics)``
+    per ``log_metrics`` call and ``("artifact", file name)`` per artifact."""
+    from vaebench import tracking
+    logged: list = []
+
+    class Run:
+        def log_metrics(self, metrics, prefix="", step=0):
+            logged.append((prefix, metrics))
+
+        def log_params(self, params):
+            pass
+
+        def log_dataset(self, *args, **kwargs):
+            pass
+
+        def log_artifact(self, path, artifact_path=None):
+            logged.append(("artifact", Path(path).name))
+
+    @contextmanager
+    def model_run(model, seed, sha, tags=None, stage=None, span=None):
+        yield Run()
+    monkeypatch.setattr(tracking, "model_run", model_run)
+    return logged
+
+
+@pytest.fixture
 def raw_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 

@@ -3,7 +3,6 @@ and an end-to-end run on tiny trained models."""
 import csv
 import json
 import re
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from vaebench import cli, mirror, tracking
+from vaebench import cli, mirror
 from vaebench.config import ConfigError, load_config
 from vaebench.data import load_prepared
 from vaebench.evaluate.attacks import input_differentiable
@@ -164,28 +163,10 @@ def test_bad_robustness_params_are_clear_errors(tiny_params, overlay, message):
         load_config(tiny_params(**overlay))
 
 
-@contextmanager
-def _recording_run(logged):
-    class Run:
-        def log_metrics(self, metrics, prefix="", step=0):
-            logged.append((prefix, metrics))
-
-        def log_params(self, params):
-            pass
-
-        def log_dataset(self, *args, **kwargs):
-            pass
-
-        def log_artifact(self, path, artifact_path=None):
-            logged.append(("artifact", Path(path).name))
-    yield Run()
-
-
 @pytest.mark.slow   # trains three models, then runs the stage
-def test_stage_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch, tiny_params, tiny_data):
-    logged = []
-    monkeypatch.setattr(tracking, "model_run", lambda model, seed, sha, tags=None, stage=None,
-                        span=None: _recording_run(logged))
+def test_stage_end_to_end_on_tiny_trained_models(tmp_path, mlflow_recorder, tiny_params,
+                                                 tiny_data):
+    logged = mlflow_recorder
     params = tiny_params()
     cfg = load_config(params)
     for name in ("mnist_ae", "mnist_vae"):

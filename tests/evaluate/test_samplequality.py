@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import re
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
 
-from vaebench import cli, mirror, tracking
+from vaebench import cli, mirror
 from vaebench.config import ConfigError, load_config
 from vaebench.evaluate.featurenet import FeatureNet, halvings
 from vaebench.evaluate.samplequality import generate, samplequality_stage
@@ -107,30 +106,11 @@ def test_feature_net_halves_each_dataset_to_a_side_of_eight_or_less():
         assert [t.shape for t in net.logits(x)] == [(3, s) for s in sizes]
 
 
-@contextmanager
-def _recording_run(logged):
-    class Run:
-        def log_metrics(self, metrics, prefix="", step=0):
-            logged.append((prefix, metrics))
-
-        def log_params(self, params):
-            pass
-
-        def log_dataset(self, *args, **kwargs):
-            pass
-
-        def log_artifact(self, path, artifact_path=None):
-            pass
-    yield Run()
-
-
 @pytest.mark.slow   # trains a feature net and a model, then runs the stage
-def test_stage_on_the_tiny_profile_writes_the_floor_row(tmp_path, monkeypatch, tiny_params,
+def test_stage_on_the_tiny_profile_writes_the_floor_row(tmp_path, mlflow_recorder, tiny_params,
                                                         tiny_data):
     from vaebench.train import train_stage
-    logged = []
-    monkeypatch.setattr(tracking, "model_run", lambda model, seed, sha, tags=None, stage=None,
-                        span=None: _recording_run(logged))
+    logged = mlflow_recorder
     params = tiny_params()
     cfg = load_config(params)
     nets = tmp_path / "models" / "featurenet"
