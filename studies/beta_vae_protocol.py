@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=None, help="default: params.yaml train.lr")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--beta", type=float, default=None, help="override kl_weight (beta) of beta_vae")
+    ap.add_argument("--beta", type=float, default=None, help="override kl_weight of beta_vae")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--bv-train", type=int, default=1000)
     ap.add_argument("--bv-eval", type=int, default=1000)

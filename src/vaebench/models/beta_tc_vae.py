@@ -86,7 +86,8 @@ class BetaTCVAEConfig(VAEConfig):
     family: Literal["beta_tc_vae"] = "beta_tc_vae"
     prior: Literal["standard", "gaussian"] = "standard"   # factorised: p(z_d) is defined
     mi_weight: NonNegativeFloat = Field(
-        1.0, description="the weight of the index-code mutual information; alpha in Chen et al. 2018")
+        1.0, description="the weight of the index-code mutual information; "
+                         "alpha in Chen et al. 2018")
     tc_weight: NonNegativeFloat = Field(
         6.0, description="the weight of the total correlation; beta in Chen et al. 2018")
     dim_kl_weight: NonNegativeFloat = Field(
@@ -121,8 +122,8 @@ class BetaTCVAE(VAE):
             mi, tc, dwkl = self.parts(q, z)
             seen.update(recon=-log_px_z.detach().mean(0), mi=mi.detach().mean(0),
                         tc=tc.detach().mean(0), dwkl=dwkl.detach().mean(0))
-            return log_px_z - self.kl_anneal * (cfg.mi_weight * mi + cfg.tc_weight * tc
-                                                   + cfg.dim_kl_weight * dwkl)
+            weighted = cfg.mi_weight * mi + cfg.tc_weight * tc + cfg.dim_kl_weight * dwkl
+            return log_px_z - self.kl_anneal * weighted
 
         loss = -self.expected(q, integrand).mean()
         recon, kl = seen["recon"], self.kl(q).detach()

@@ -39,7 +39,8 @@ class CAEConfig(AEConfig):
     family: Literal["cae"] = "cae"
     code_activation: Literal["linear", "sigmoid", "tanh"] = "sigmoid"
     contraction_weight: NonNegativeFloat = Field(
-        0.1, description="the weight of the contraction penalty ||J||_F^2; lambda in Rifai et al. 2011")
+        0.1, description="the weight of the contraction penalty ||J||_F^2; "
+                         "lambda in Rifai et al. 2011")
     jacobian_examples: PositiveInt | None = None  # None: every example of the minibatch
     renamed = {"lam": "contraction_weight"}
 

@@ -1,8 +1,8 @@
 """FactorVAE (Kim & Mnih 2018, "Disentangling by Factorising", arXiv:1802.05983).
 
 The VAE's negative ELBO plus gamma (``tc_weight``) times an estimate of the total
-correlation of the aggregate posterior, TC = KL(q(z) || prod_d q(z_d)). A discriminator D with two logits
-(real: z ~ q(z); permuted: z ~ prod_d q(z_d)) estimates the density ratio:
+correlation of the aggregate posterior, TC = KL(q(z) || prod_d q(z_d)). A discriminator D
+with two logits (real: z ~ q(z); permuted: z ~ prod_d q(z_d)) estimates the density ratio:
 
     TC ~ E_q(z)[log D(z) / (1 - D(z))] = E_q(z)[logit_real(z) - logit_permuted(z)]
 

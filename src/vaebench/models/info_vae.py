@@ -60,6 +60,7 @@ class InfoVAE(VAE):
 
     def loss(self, x, step):
         cfg, q = self.cfg, self.encode(x)
-        out = self.elbo_loss(q, x, step)          # recon + (1 - kl_reduction) KL, its samples first
+        out = self.elbo_loss(q, x, step)   # recon + (1 - kl_reduction) KL, its samples first
         mmd = mmd_to_standard_normal(q.rsample(), cfg.kernel, cfg.kernel_sigma)
-        return LossTerms(out.loss + (cfg.kl_reduction + cfg.mmd_weight - 1) * mmd, {**out.terms, "mmd": mmd})
+        weight = cfg.kl_reduction + cfg.mmd_weight - 1
+        return LossTerms(out.loss + weight * mmd, {**out.terms, "mmd": mmd})

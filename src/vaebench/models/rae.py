@@ -6,14 +6,12 @@ regularisers:
 
     L = E_x[-log p(x | z = g_phi(x))] + beta * E_x[1/2 ||z||^2] + lambda * ||theta||^2,
 
-(beta: ``code_weight``, lambda: ``decoder_weight``),
-
-1/2 ||z||^2 bounding the code space (the part of the VAE's KL that acts on the means)
-and ||theta||^2 the squared L2 norm of every decoder parameter, weights and biases (weight
-decay on the decoder, for a smooth decoder). Both are taken per step on the minibatch
-mean, so lambda is relative to one example's reconstruction. The reconstruction is the
-likelihood's negative log-density, as for every autoencoder here (the paper: squared
-error).
+beta = ``code_weight``, lambda = ``decoder_weight``, 1/2 ||z||^2 bounding the code space
+(the part of the VAE's KL that acts on the means) and ||theta||^2 the squared L2 norm of
+every decoder parameter, weights and biases (weight decay on the decoder, for a smooth
+decoder). Both are taken per step on the minibatch mean, so lambda is relative to one
+example's reconstruction. The reconstruction is the likelihood's negative log-density,
+as for every autoencoder here (the paper: squared error).
 
 Sampling is the paper's ex-post density estimation: the Gaussian mixture the plain
 autoencoder (``ae.py``) fits to the training codes after training.

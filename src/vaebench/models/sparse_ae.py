@@ -6,8 +6,8 @@ minibatch, s^_j = (1/n) sum_i a_j(x_i), near a small target s (default 0.05):
     L_SAE = L_recon + beta * sum_l sum_j KL(s || s^_j^(l)),
     KL(s || s^) = s log(s / s^) + (1 - s) log((1 - s) / (1 - s^)),
 
-with beta = ``sparsity_weight``, the KL between Bernoulli(s) and Bernoulli(s^) (torch.distributions). A unit is
-active near 1 and inactive near 0.
+with beta = ``sparsity_weight``, the KL between Bernoulli(s) and Bernoulli(s^)
+(torch.distributions). A unit is active near 1 and inactive near 0.
 
 ``sparse_layers`` picks the layers l the penalty applies to: ``code`` (the sigmoid
 code) and/or integers i, the i-th hidden layer of the ``mlp`` encoder (0 = the

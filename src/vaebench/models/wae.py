@@ -4,11 +4,11 @@ An autoencoder whose codes are pushed, as a whole, towards the prior p(z) = N(0,
 
     L = E_x[-log p(x | z = g_phi(x))] + lambda * MMD^2(q(z), p(z)),
 
-lambda = ``mmd_weight``, q(z) the aggregate of the codes, MMD^2 the unbiased U-statistic between the minibatch's
-codes and as many draws of p(z) (``models/mmd.py``; inverse-multiquadratic kernel with
-C = 2 d sigma^2 by default, as in the paper). The reconstruction cost is the
-likelihood's negative log-density, as every autoencoder here uses, in place of the
-paper's squared error.
+lambda = ``mmd_weight``, q(z) the aggregate of the codes, MMD^2 the unbiased U-statistic
+between the minibatch's codes and as many draws of p(z) (``models/mmd.py``;
+inverse-multiquadratic kernel with C = 2 d sigma^2 by default, as in the paper). The
+reconstruction cost is the likelihood's negative log-density, as every autoencoder here
+uses, in place of the paper's squared error.
 
 The encoder is deterministic (a point mass, as in the paper's experiments): WAE is the
 plain autoencoder of ``ae.py`` plus a regulariser on its codes, with a linear code
