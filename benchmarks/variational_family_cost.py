@@ -13,8 +13,8 @@ from variational_cost import fake_data, make, seconds_per_step
 
 VARIANTS = {
     "vae": {"family": "vae"},
-    "iwae k=5": {"family": "iwae", "k": 5},
-    "iwae k=50": {"family": "iwae", "k": 50},
+    "iwae k=5": {"family": "iwae", "iw_samples": 5},
+    "iwae k=50": {"family": "iwae", "iw_samples": 50},
     "prior gaussian": {"family": "vae", "prior": "gaussian"},
     "prior mog (10)": {"family": "vae", "prior": "mog", "prior_components": 10},
     "prior vamp (50)": {"family": "vae", "prior": "vamp", "prior_components": 50},

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=None, help="default: params.yaml train.lr")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--beta", type=float, default=None, help="override beta of beta_vae")
+    ap.add_argument("--beta", type=float, default=None, help="override kl_weight of beta_vae")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--bv-train", type=int, default=1000)
     ap.add_argument("--bv-eval", type=int, default=1000)
@@ -67,7 +67,7 @@ def main() -> None:
         name = MODELS[family]
         mcfg = cfg.models[name]
         if args.beta is not None and family == "beta_vae":
-            mcfg = mcfg.model_copy(update={"beta": args.beta})
+            mcfg = mcfg.model_copy(update={"kl_weight": args.beta})
         update = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v}
         tcfg = cfg.model_train(name).model_copy(update=update)
         for seed in args.seeds:
@@ -81,7 +81,7 @@ def main() -> None:
             m = mig.compute(codes_fn, sizes, rng_for(0, "mig"), num_train=10000)
             b = beta_vae.compute(codes_fn, sizes, rng_for(0, "beta_vae"), batch_size=64,
                                  num_train=args.bv_train, num_eval=args.bv_eval)
-            row = {"model": family, "beta": getattr(mcfg, "beta", 1.0), "seed": seed,
+            row = {"model": family, "beta": getattr(mcfg, "kl_weight", 1.0), "seed": seed,
                    "n_train": args.n_train, "epochs": args.epochs, "lr": tcfg.lr,
                    "batch_size": tcfg.batch_size, "steps": hist[-1]["step"],
                    "test_elbo": hist[-1]["test"]["elbo"], "kl": hist[-1]["test"]["kl"],

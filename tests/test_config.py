@@ -45,8 +45,8 @@ def test_model_train_overrides_merge_and_validate(raw_params, write_params):
 @pytest.mark.parametrize("mutate, pattern", [
     (lambda r: r["models"]["mnist_vae"].update(family="gan"),
      r"models\.mnist_vae\.family: unknown family 'gan'; valid: .*vae"),
-    (lambda r: r["models"]["mnist_beta_vae"].update(beta=-1.0),
-     r"models\.mnist_beta_vae\.beta.*greater than or equal to 0"),
+    (lambda r: r["models"]["mnist_beta_vae"].update(kl_weight=-1.0),
+     r"models\.mnist_beta_vae\.kl_weight.*greater than or equal to 0"),
     (lambda r: r["models"]["mnist_vae"].update(latent_dim=0),
      r"models\.mnist_vae\.latent_dim.*greater than 0"),
     (lambda r: r["models"]["mnist_vae"].update(latent_dim="ten"),

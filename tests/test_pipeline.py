@@ -1,7 +1,7 @@
 """End to end: the real dvc.yaml and params.yaml, shrunk to the tiny profile, in a temp copy.
 
 One module-scoped repository: `dvc repro`, then a no-op repro, an experiment with
-a changed beta, and a queued experiment that must log into the same mlflow.db.
+a changed kl_weight, and a queued experiment that must log into the same mlflow.db.
 """
 from __future__ import annotations
 
@@ -246,13 +246,13 @@ def test_second_clone_pulls_every_output_and_reruns_nothing(repo, tmp_path):
 
 
 def test_experiment_changes_only_its_chain_and_its_metrics(repo):
-    out = _run(repo, "dvc", "exp", "run", "-S", "models.dsprites_beta_vae.beta=8")
+    out = _run(repo, "dvc", "exp", "run", "-S", "models.dsprites_beta_vae.kl_weight=8")
     assert "Running stage 'train@dsprites_beta_vae'" in out
     assert "Running stage 'train@mnist_vae'" not in out
     show = json.loads(_run(repo, "dvc", "exp", "show", "--json"))
     # one experiment beside the baseline, whose beta-VAE metrics differ
     text = json.dumps(show)
-    assert '"beta": 8' in text.replace("8.0", "8")
+    assert '"kl_weight": 8' in text.replace("8.0", "8")
     base = json.loads((repo / "reports/metrics/train/dsprites_beta_vae.json").read_text())
     exp_metrics = [m for m in _exp_metric_values(show, "dsprites_beta_vae") if m is not None]
     assert any(m != base["test"]["loss"] for m in exp_metrics)
@@ -277,7 +277,7 @@ def _exp_metric_values(show, model):
 
 def test_queued_experiment_logs_into_the_project_mlflow_store(repo):
     from mlflow.tracking import MlflowClient
-    _run(repo, "dvc", "exp", "run", "--queue", "-S", "models.dsprites_beta_vae.beta=2")
+    _run(repo, "dvc", "exp", "run", "--queue", "-S", "models.dsprites_beta_vae.kl_weight=2")
     _run(repo, "dvc", "queue", "start")
     _run(repo, sys.executable, "-c", _WAIT_FOR_QUEUE, timeout=3000)
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
@@ -285,7 +285,7 @@ def test_queued_experiment_logs_into_the_project_mlflow_store(repo):
     runs = client.search_runs([exp.experiment_id], "tags.model = 'dsprites_beta_vae'")
     experiments = {r.data.tags["dvc_experiment"] for r in runs}
     assert "workspace" in experiments and len(experiments) >= 3  # repro, exp run, queued exp
-    queued = [r for r in runs if r.data.params.get("model.beta") == "2.0"]
+    queued = [r for r in runs if r.data.params.get("model.kl_weight") == "2.0"]
     assert queued, "the queued experiment's run is in the project's mlflow.db"
     assert queued[0].info.artifact_uri.startswith((repo / "mlartifacts").as_uri())
 

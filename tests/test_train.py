@@ -145,7 +145,7 @@ def test_kl_warmup_ramps_the_kl_weight_linearly_then_holds_it_at_one(tiny_config
     tcfg = tiny_config.train.model_copy(update={"kl_warmup_epochs": 2.0, "batch_size": 64})
     per_epoch = -(-len(data.x_train) // 64)
     fit(model, data, tcfg, epochs=3, seed=0, binarize=True)
-    beta, warm = tiny_config.models["mnist_beta_vae"].beta, 2 * per_epoch
+    beta, warm = tiny_config.models["mnist_beta_vae"].kl_weight, 2 * per_epoch
     assert len(weights) == 3 * per_epoch
     assert weights[:warm] == pytest.approx([beta * (i + 1) / warm for i in range(warm)])
     assert weights[warm:] == pytest.approx([beta] * per_epoch)

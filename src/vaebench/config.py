@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from vaebench.schema import ConfigError, Strict, validate
+from vaebench.schema import ConfigError, Strict, reject_renamed, validate
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -335,12 +335,15 @@ class SampleQualityConfig(Strict):
 
     n_reference: Annotated[int, Field(ge=2)] = 5000   # held-out test images compared with
     n_samples: Annotated[int, Field(ge=2)] = 5000     # samples / reconstructions / train images
-    k: PositiveInt = 3                    # k-th neighbour radius (Kynkaanniemi et al. 2019)
+    kth_neighbour: PositiveInt = Field(
+        3, description="the manifold radius: the distance to the k-th nearest neighbour; "
+                       "k in Kynkaanniemi et al. 2019")
     batch_size: PositiveInt = 500
     seed: NonNegativeInt = 0              # sampling and the floor's training subset
     device: Device | None = None          # None: the top-level ``device``
     featurenet: FeatureNetConfig = FeatureNetConfig()
     datasets: dict[str, dict[str, Any]] = {}   # dataset name -> overrides of the sizes above
+    renamed = {"k": "kth_neighbour"}
 
     def for_dataset(self, dataset: str) -> "SampleQualityConfig":
         """This section with the overrides of ``datasets.<dataset>`` applied."""
@@ -353,6 +356,7 @@ class SampleQualityConfig(Strict):
     @model_validator(mode="after")
     def _consistent(self):
         for name, over in self.datasets.items():
+            reject_renamed(SampleQualityConfig, over, f"datasets.{name}")
             nested = {"datasets", "featurenet"} & set(over)
             if nested:
                 raise ValueError(f"datasets.{name}: overrides cannot set {sorted(nested)}")
@@ -366,9 +370,10 @@ class SampleQualityConfig(Strict):
         return self._k_fits()
 
     def _k_fits(self):
-        if self.k >= min(self.n_reference, self.n_samples):
-            raise ValueError(f"k ({self.k}) must be below n_reference ({self.n_reference}) "
-                             f"and n_samples ({self.n_samples}): a k-th neighbour needs k others")
+        if self.kth_neighbour >= min(self.n_reference, self.n_samples):
+            raise ValueError(f"kth_neighbour ({self.kth_neighbour}) must be below n_reference "
+                             f"({self.n_reference}) and n_samples ({self.n_samples}): a k-th "
+                             f"neighbour needs k others")
         return self
 
 

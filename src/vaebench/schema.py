@@ -3,7 +3,7 @@ vaebench), so the dataset and model registries can declare their blocks without 
 :mod:`vaebench.config`, which composes them."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -21,10 +21,35 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
+    # old key -> its new field, for keys that once meant different things in different blocks;
+    # ``validate`` refuses an old key, naming the new field and its ``description``
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for old, new in cls.renamed.items():   # a wrong table fails at import, not at a user
+            field = cls.model_fields.get(new)
+            if old in cls.model_fields or field is None or not field.description:
+                raise TypeError(f"{cls.__name__}.renamed: {old!r} -> {new!r} needs {new!r} "
+                                f"to be a field with a description and {old!r} not a field")
+
+
+def reject_renamed(schema: type[BaseModel], data: Any, where: str) -> None:
+    """A ConfigError if ``data`` uses a key that ``schema`` renamed: ``<where>.<old> was
+    renamed to <new> (<what it means>)``."""
+    if not isinstance(data, dict):
+        return
+    for old, new in getattr(schema, "renamed", {}).items():
+        if old in data:
+            raise ConfigError(f"{where}.{old} was renamed to {new} "
+                              f"({schema.model_fields[new].description})")
+
 
 def validate(schema: type[BaseModel], data: Any, where: str) -> Any:
     """``data`` (None: empty) validated against ``schema``; a ConfigError naming every bad
-    key as ``<where>.<key>`` otherwise."""
+    key as ``<where>.<key>`` otherwise (a renamed key first, see :func:`reject_renamed`)."""
+    reject_renamed(schema, data, where)
     try:
         return schema.model_validate(data if data is not None else {})
     except ValidationError as err:

@@ -74,23 +74,23 @@ def test_reconstructions_take_the_test_images_as_the_model_saw_them_in_training(
                            test_inputs=lambda b: binary if b else grey)
     monkeypatch.setattr(sq, "compare", lambda features, reference, dataset, k: {})
     net = SimpleNamespace(embed=lambda x: x.reshape(len(x), -1).numpy())
-    scfg = SimpleNamespace(n_samples=3, k=1, batch_size=2, n_reference=4)
+    scfg = SimpleNamespace(n_samples=3, kth_neighbour=1, batch_size=2, n_reference=4)
     sq.evaluate_run(Model(), "m", data, net, scfg, 0, np.zeros((4, 16)))
     inputs = torch.cat(seen)
     assert len(inputs) == 3 and torch.equal(inputs, (binary if binarize else grey)[4:7])
 
 
 @pytest.mark.parametrize("mutate, pattern", [
-    (lambda r: r["samplequality"].update(k=30),
-     r"samplequality \(profile tiny\).*k \(30\) must be below n_reference \(24\)"),
+    (lambda r: r["samplequality"].update(kth_neighbour=30),
+     r"samplequality \(profile tiny\).*kth_neighbour \(30\) must be below n_reference \(24\)"),
     (lambda r: r["samplequality"]["featurenet"].update(datasets=["mnist"]),
      r"model 'dsprites_ae' is trained on 'dsprites', which has no feature net"),
     (lambda r: r["profiles"]["quick"]["samplequality"]["featurenet"].update(datasets=["mnist"]),
      r"profiles\.quick\.samplequality\.featurenet\.datasets: set it in the base"),
-    (lambda r: r["samplequality"].update(datasets={"cifar": {"k": 2}}),
+    (lambda r: r["samplequality"].update(datasets={"cifar": {"kth_neighbour": 2}}),
      r"samplequality \(profile \w+\): no dataset 'cifar'"),
     (lambda r: r["samplequality"].update(datasets={"mnist": {"n_reference": 2}}),
-     r"k \(3\) must be below n_reference \(2\)"),
+     r"kth_neighbour \(3\) must be below n_reference \(2\)"),
 ])
 def test_bad_samplequality_params_are_clear_errors(tiny_params, mutate, pattern):
     with pytest.raises(ConfigError, match=pattern):
@@ -134,7 +134,7 @@ def test_stage_on_the_tiny_profile_writes_the_floor_row(tmp_path, mlflow_recorde
         assert 0 <= row["recall"] <= 1
     assert set(result["seeds"]["0"]["samples"]) == keys
     assert result["featurenet"]["test_accuracy"] == accuracy
-    assert (result["model"], result["dataset"], result["n_reference"], result["k"]) == \
+    assert (result["model"], result["dataset"], result["n_reference"], result["kth_neighbour"]) == \
         (name, "mnist", 24, 3)
     assert not logged                      # the stage writes files; mlflow-sync mirrors them:
     mirror.samplequality(out, tmp_path / "models" / name)

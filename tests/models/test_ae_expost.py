@@ -115,7 +115,7 @@ def test_active_fraction_on_hand_made_codes():
 
 
 def test_diagnostics_are_the_documented_quantities():
-    model = _model("ksparse_ae", k=1)
+    model = _model("ksparse_ae", top_k=1)
     x = _data().test_inputs(True)
     out = model.diagnostics(x)
     assert "expost_code_logpdf" not in out                          # no mixture yet

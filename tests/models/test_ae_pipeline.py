@@ -45,4 +45,4 @@ def test_train_stage_writes_diagnostics_samples_and_the_mixture(name, tiny_confi
     assert model.prior().mixture_distribution.probs.shape == (mcfg.expost_components,)
     if mcfg.family == "ksparse_ae":
         codes = model.represent(torch.rand(4, *model.image_shape).round())
-        assert ((codes != 0).sum(1) == mcfg.k).all()
+        assert ((codes != 0).sum(1) == mcfg.top_k).all()

@@ -15,8 +15,8 @@ def _model(**extra):
     return build_model(validate_model_config("m", block), SHAPE)
 
 
-def test_capacity_rises_linearly_to_c_max_then_holds():
-    model = _model(c_max=25.0, c_steps=1000)
+def test_capacity_rises_linearly_to_capacity_max_then_holds():
+    model = _model(capacity_max=25.0, c_steps=1000)
     assert [model.capacity(s) for s in (0, 500, 1000, 1001, 10**6)] == [0.0, 12.5, 25.0, 25.0, 25.0]
     assert model.capacity(250) == pytest.approx(6.25)
 
@@ -32,9 +32,10 @@ def test_loss_is_gamma_times_the_kl_gap_plus_reconstruction_by_hand(where):
     with torch.no_grad():
         kl_i = probe.kl(probe.encode(x))
     c = {"below": 0.0, "among": kl_i.median().item(), "above": 2 * kl_i.max().item()}[where]
-    model = _model(gamma=7.0, c_max=2 * c, c_steps=1000) if c else _model(gamma=7.0)
+    model = _model(capacity_weight=7.0, capacity_max=2 * c, c_steps=1000) if c \
+        else _model(capacity_weight=7.0)
     model.load_state_dict(weights)
-    step = 500 if c else 0                  # C(500) = c_max / 2 = c; C(0) = 0
+    step = 500 if c else 0                  # C(500) = capacity_max / 2 = c; C(0) = 0
     torch.manual_seed(1)
     out = model.loss(x, step)
     torch.manual_seed(1)

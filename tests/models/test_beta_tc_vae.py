@@ -37,7 +37,8 @@ def test_unit_weights_give_the_monte_carlo_negative_elbo_on_the_same_samples(sam
     density (the log q^ terms cancel), so at alpha = beta = gamma = 1 the loss is exactly
     mean_i mean_s [-log p(x_i|z_si) + log q(z_si|x_i) - log p(z_si)] on the same draws."""
     torch.manual_seed(0)
-    model = _model(alpha=1.0, beta=1.0, gamma=1.0, sampling=sampling, n_samples=n_samples)
+    model = _model(mi_weight=1.0, tc_weight=1.0, dim_kl_weight=1.0, sampling=sampling,
+                   n_samples=n_samples)
     _fit_size(model, 1000)
     x = _x()
     torch.manual_seed(7)

@@ -68,7 +68,7 @@ def test_conv64_encoder_uses_the_same_exact_jacobian():
 
 @pytest.mark.parametrize("hidden", [[], [8, 7]])
 def test_loss_is_recon_plus_lambda_times_the_norm_on_the_first_m_examples(hidden):
-    model = _cae(hidden=hidden, lam=0.7, jacobian_examples=2)
+    model = _cae(hidden=hidden, contraction_weight=0.7, jacobian_examples=2)
     x = torch.rand(5, *SHAPE).round()
     out = model.loss(x, 0)
     recon = -model.decode(model.code(x)).log_prob(x)
@@ -78,7 +78,7 @@ def test_loss_is_recon_plus_lambda_times_the_norm_on_the_first_m_examples(hidden
 
 
 def test_penalty_gradient_matches_double_backward():
-    model = _cae(hidden=[8], lam=1.0)
+    model = _cae(hidden=[8], contraction_weight=1.0)
     x = torch.rand(3, *SHAPE)
     params = list(model.encoder.parameters())
     grad = lambda y: torch.autograd.grad(y, params, allow_unused=True, materialize_grads=True)  # noqa: E731
@@ -101,7 +101,7 @@ def test_a_larger_lambda_trains_a_less_sensitive_code():
     x = torch.rand(64, *SHAPE).round()
     norms = {}
     for lam in (0.0, 1.0):
-        model = _cae(hidden=[8], lam=lam)
+        model = _cae(hidden=[8], contraction_weight=lam)
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         for step in range(40):
             opt.zero_grad()
@@ -113,7 +113,7 @@ def test_a_larger_lambda_trains_a_less_sensitive_code():
 
 def test_bad_parameters_are_config_errors():
     from vaebench.config import ConfigError
-    with pytest.raises(ConfigError, match="lam"):
-        _cae(lam=-1.0)
+    with pytest.raises(ConfigError, match="contraction_weight"):
+        _cae(contraction_weight=-1.0)
     with pytest.raises(ConfigError, match="jacobian_examples"):
         _cae(jacobian_examples=0)

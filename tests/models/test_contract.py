@@ -108,7 +108,7 @@ def test_vae_kl_is_the_closed_form_of_seed_000():
 
 def test_beta_vae_weights_the_kl_term_by_beta():
     torch.manual_seed(0)
-    model = build_model(_config("beta_vae", beta=6.0), SHAPES["mlp"])
+    model = build_model(_config("beta_vae", kl_weight=6.0), SHAPES["mlp"])
     x = torch.rand(4, *SHAPES["mlp"]).round()
     torch.manual_seed(1)
     out = model.loss(x, 0)

@@ -66,7 +66,7 @@ def _tc_by_hand(z, w1, b1, w2, b2):
 
 
 def test_tc_estimate_is_the_logit_difference_of_the_discriminator():
-    model = _model(gamma=2.0)
+    model = _model(tc_weight=2.0)
     weights = _set_discriminator(model)
     z = torch.tensor([[0.5, -1.0], [2.0, 0.3], [-0.7, 0.0]])
     assert torch.allclose(model.tc(z), _tc_by_hand(z, *weights))
@@ -86,7 +86,7 @@ def test_tc_estimate_is_the_logit_difference_of_the_discriminator():
 
 @pytest.mark.parametrize("n_samples", [1, 3])
 def test_gamma_zero_gives_the_plain_elbo_loss_on_the_same_samples(n_samples):
-    model = _model(gamma=0.0, n_samples=n_samples)
+    model = _model(tc_weight=0.0, n_samples=n_samples)
     x = _x()
     torch.manual_seed(7)
     out = model.loss(x, 0)
@@ -119,7 +119,7 @@ def test_each_objective_trains_only_its_own_group():
     VAE objective's (-ELBO + gamma TC: the TC term leaves D alone), the discriminator's
     the cross-entropy's (which, on detached codes, cannot reach the VAE); the loss's
     value is the VAE objective's."""
-    model = _model(gamma=5.0)
+    model = _model(tc_weight=5.0)
     groups = model.optim_groups()
     vae, disc = groups["vae"], groups["discriminator"]
     assert {id(p) for p in disc} == {id(p) for p in model.discriminator.parameters()}

@@ -22,7 +22,7 @@ def _x(n=6):
 
 def test_alpha_zero_lam_one_is_the_elbo_loss_on_the_same_samples():
     torch.manual_seed(0)
-    info = _model(alpha=0.0, lam=1.0)
+    info = _model(kl_reduction=0.0, mmd_weight=1.0)
     vae = _model("vae")
     vae.load_state_dict(info.state_dict())
     torch.manual_seed(5)
@@ -38,7 +38,7 @@ def test_loss_weights_kl_and_mmd_as_the_paper(alpha, lam):
     """The MMD is taken on one reparameterised draw of q per example, after the ELBO's
     draws, against the next B x D standard normals."""
     torch.manual_seed(0)
-    model, x = _model(alpha=alpha, lam=lam, kernel="rbf"), _x()
+    model, x = _model(kl_reduction=alpha, mmd_weight=lam, kernel="rbf"), _x()
     torch.manual_seed(5)
     out = model.loss(x, 0)
     q = model.encode(x)
@@ -55,7 +55,7 @@ def test_loss_weights_kl_and_mmd_as_the_paper(alpha, lam):
 
 def test_a_kl_warm_up_tempers_the_kl_only():
     torch.manual_seed(0)
-    model, x = _model(alpha=0.5, lam=3.0), _x()
+    model, x = _model(kl_reduction=0.5, mmd_weight=3.0), _x()
     torch.manual_seed(5)
     full = model.loss(x, 0)
     model.kl_anneal = 0.2
@@ -66,9 +66,9 @@ def test_a_kl_warm_up_tempers_the_kl_only():
 
 
 def test_weights_that_reward_a_divergence_are_refused_naming_the_key():
-    with pytest.raises(ConfigError, match=r"models\.m.*alpha <= 1"):
-        _model(alpha=1.5, lam=10.0)
-    with pytest.raises(ConfigError, match=r"models\.m.*lam >= 1"):
-        _model(alpha=0.0, lam=0.5)
+    with pytest.raises(ConfigError, match=r"models\.m.*kl_reduction <= 1"):
+        _model(kl_reduction=1.5, mmd_weight=10.0)
+    with pytest.raises(ConfigError, match=r"models\.m.*mmd_weight >= 1"):
+        _model(kl_reduction=0.0, mmd_weight=0.5)
     with pytest.raises(ConfigError, match=r"models\.m\.prior"):
         _model(prior="vamp")

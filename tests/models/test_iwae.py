@@ -20,7 +20,7 @@ def _model(family: str, **extra):
 def _pair(prior: str):
     """An IWAE with k = 1 and a VAE with the same weights."""
     torch.manual_seed(0)
-    iwae = _model("iwae", k=1, prior=prior)
+    iwae = _model("iwae", iw_samples=1, prior=prior)
     vae = _model("vae", prior=prior)
     vae.load_state_dict(iwae.state_dict())
     return iwae, vae
@@ -74,7 +74,7 @@ def test_vlb1_and_the_closed_form_elbo_agree_in_expectation():
 def test_vlb_is_non_decreasing_in_k():
     """E[VLB^(K)] grows with K (Burda et al. 2016, Thm 1): compared with Monte Carlo errors."""
     torch.manual_seed(0)
-    model = _model("iwae", k=1, hidden=[20])     # small: 25,000 decoder passes per image
+    model = _model("iwae", iw_samples=1, hidden=[20])     # small: 25,000 decoder passes per image
     x = _x(4)
     reps, ks = 200, (1, 2, 5, 20, 100)
     means, ses = [], []
@@ -92,7 +92,7 @@ def test_vlb_is_non_decreasing_in_k():
 
 
 def test_bound_is_a_stable_log_mean_exp():
-    model = _model("iwae", k=2)
+    model = _model("iwae", iw_samples=2)
     a = -1e4
     log_w = torch.tensor([[a], [a + math.log(3.0)]])                  # (K=2, B=1)
     assert torch.allclose(model.bound(log_w), torch.tensor([a + math.log(2.0)]), rtol=0,
@@ -101,7 +101,7 @@ def test_bound_is_a_stable_log_mean_exp():
 
 def test_logged_terms_and_jensen():
     torch.manual_seed(0)
-    model = _model("iwae", k=5)
+    model = _model("iwae", iw_samples=5)
     out = model.loss(_x(), 0)
     t = out.terms
     assert torch.allclose(out.loss, -t["vlb"])
@@ -110,10 +110,10 @@ def test_logged_terms_and_jensen():
 
 
 @pytest.mark.parametrize("k", [0, -3, 2.5])
-def test_k_must_be_a_positive_integer(k):
-    with pytest.raises(ConfigError, match=r"models\.m\.k"):
+def test_iw_samples_must_be_a_positive_integer(k):
+    with pytest.raises(ConfigError, match=r"models\.m\.iw_samples"):
         validate_model_config("m", {"family": "iwae", "dataset": "mnist", "backbone": "mlp",
-                                    "latent_dim": 4, "k": k})
+                                    "latent_dim": 4, "iw_samples": k})
 
 
 @pytest.mark.parametrize("bad", [{"gradient": "score_function"}, {"n_samples": 2}])

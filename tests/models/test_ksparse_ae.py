@@ -13,7 +13,7 @@ SHAPE = (1, 28, 28)
 
 def _model(**extra):
     block = {"family": "ksparse_ae", "dataset": "mnist", "backbone": "mlp", "latent_dim": 8,
-             "k": 3, **extra}
+             "top_k": 3, **extra}
     torch.manual_seed(0)
     return build_model(validate_model_config("m", block), SHAPE)
 
@@ -53,9 +53,9 @@ def test_no_gradient_reaches_the_dropped_units():
 
 
 def test_k_is_validated_and_defaults_to_a_quarter_of_the_code():
-    with pytest.raises(ConfigError, match=r"k: must satisfy 1 <= k <= latent_dim = 8"):
-        _model(k=9)
-    with pytest.raises(ConfigError, match="k"):
-        _model(k=0)
+    with pytest.raises(ConfigError, match=r"top_k: must satisfy 1 <= top_k <= latent_dim = 8"):
+        _model(top_k=9)
+    with pytest.raises(ConfigError, match="top_k"):
+        _model(top_k=0)
     assert validate_model_config("m", {"family": "ksparse_ae", "dataset": "mnist",
                                        "backbone": "mlp", "latent_dim": 8}).kept == 2

@@ -30,7 +30,7 @@ def test_encoder_is_deterministic_and_per_example():
 
 def test_loss_by_hand():
     torch.manual_seed(0)
-    model, x = _model(beta=0.3, lam=0.01), _x()
+    model, x = _model(code_weight=0.3, decoder_weight=0.01), _x()
     z = model.encoder(x)                                       # linear code
     recon = torch.nn.functional.binary_cross_entropy_with_logits(
         model.decoder(z), x, reduction="sum") / len(x)
@@ -44,8 +44,8 @@ def test_loss_by_hand():
 
 def test_decoder_regulariser_adds_two_lam_theta_to_decoder_gradients_only():
     torch.manual_seed(0)
-    plain, x = _model(lam=0.0), _x()
-    decayed = _model(lam=0.5)
+    plain, x = _model(decoder_weight=0.0), _x()
+    decayed = _model(decoder_weight=0.5)
     decayed.load_state_dict(plain.state_dict())
     plain.loss(x, 0).loss.backward()
     decayed.loss(x, 0).loss.backward()

@@ -33,7 +33,7 @@ def test_penalty_is_the_closed_form_bernoulli_kl_on_a_hand_made_matrix():
 
 
 def test_loss_adds_beta_times_the_penalty_of_each_chosen_layer():
-    model = _model(beta=2.5, sparsity_target=0.1, sparse_layers=["code", 1])
+    model = _model(sparsity_weight=2.5, sparsity_target=0.1, sparse_layers=["code", 1])
     x = torch.rand(7, *SHAPE).round()
     out = model.loss(x, 0)
     h2 = x
@@ -50,7 +50,7 @@ def test_code_is_sigmoid_and_the_penalty_lowers_mean_activation():
     x = torch.rand(64, *SHAPE).round()
     means = {}
     for beta in (0.0, 5.0):
-        model = _model(beta=beta)
+        model = _model(sparsity_weight=beta)
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         for step in range(40):
             opt.zero_grad()
@@ -68,7 +68,7 @@ def test_code_is_sigmoid_and_the_penalty_lowers_mean_activation():
     ({"sparse_layers": []}, "sparse_layers"),
     ({"sparsity_target": 1.0}, "sparsity_target"),
     ({"code_activation": "linear"}, "code_activation"),
-    ({"beta": -1}, "beta"),
+    ({"sparsity_weight": -1}, "sparsity_weight"),
 ])
 def test_bad_parameters_are_config_errors(extra, match):
     with pytest.raises(ConfigError, match=match):

@@ -48,9 +48,9 @@ def test_hand_computed_values():
     assert miwae_bound(log_w, 2).item() == pytest.approx(1.5 * math.log(2), abs=1e-12)
     assert iw_bound(log_w).item() == pytest.approx(math.log(3), abs=1e-12)
     assert log_w.mean(0).item() == pytest.approx(0.5 * math.log(6), abs=1e-12)
-    ciwae = _model("ciwae", k=4, elbo_weight=0.5).objective(log_w)
+    ciwae = _model("ciwae", iw_samples=4, elbo_weight=0.5).objective(log_w)
     assert ciwae.item() == pytest.approx(0.25 * math.log(6) + 0.5 * math.log(3), abs=1e-12)
-    miwae = _model("miwae", m=2, k=2)
+    miwae = _model("miwae", n_bounds=2, iw_samples=2)
     assert miwae.n_weights == 4 and miwae.objective(log_w).item() == pytest.approx(1.5 * math.log(2))
 
 
@@ -66,24 +66,26 @@ def test_miwae_special_cases_on_fixed_log_weights():
 
 def test_miwae_model_with_m1_is_the_iwae_and_with_k1_the_elbo():
     torch.manual_seed(0)
-    iwae, x = _model("iwae", k=3), _x()
-    miwae = _same_weights("miwae", iwae, m=1, k=3)
+    iwae, x = _model("iwae", iw_samples=3), _x()
+    miwae = _same_weights("miwae", iwae, n_bounds=1, iw_samples=3)
     torch.manual_seed(5)
     a = iwae.loss(x, 0)
     torch.manual_seed(5)
     b = miwae.loss(x, 0)
     assert torch.allclose(a.loss, b.loss, rtol=1e-6)
-    out = _same_weights("miwae", iwae, m=4, k=1).loss(x, 0)
+    out = _same_weights("miwae", iwae, n_bounds=4, iw_samples=1).loss(x, 0)
     assert torch.allclose(out.loss, -out.terms["elbo"], rtol=1e-6)   # mean of 4 single-sample ELBOs
 
 
 def test_ciwae_endpoints_are_the_elbo_and_the_iwae_bound():
     log_w = _log_w(5, 4, seed=1)
-    assert torch.allclose(_model("ciwae", k=5, elbo_weight=1.0).objective(log_w), log_w.mean(0))
-    assert torch.equal(_model("ciwae", k=5, elbo_weight=0.0).objective(log_w), iw_bound(log_w))
+    elbo_only = _model("ciwae", iw_samples=5, elbo_weight=1.0)
+    assert torch.allclose(elbo_only.objective(log_w), log_w.mean(0))
+    iw_only = _model("ciwae", iw_samples=5, elbo_weight=0.0)
+    assert torch.equal(iw_only.objective(log_w), iw_bound(log_w))
     torch.manual_seed(0)
-    iwae, x = _model("iwae", k=5), _x()
-    ciwae = _same_weights("ciwae", iwae, k=5, elbo_weight=0.0)
+    iwae, x = _model("iwae", iw_samples=5), _x()
+    ciwae = _same_weights("ciwae", iwae, iw_samples=5, elbo_weight=0.0)
     torch.manual_seed(9)
     a = iwae.loss(x, 0)
     torch.manual_seed(9)
@@ -107,7 +109,7 @@ def test_elbo_le_miwae_le_iwae_on_every_draw_and_in_expectation():
 def test_piwae_groups_get_exactly_their_own_objectives_gradients():
     """theta (decoder) follows VLB^(M K), phi (encoder) MIWAE(M, K), on the same samples."""
     torch.manual_seed(0)
-    model, x = _model("piwae", m=2, k=3), _x()
+    model, x = _model("piwae", n_bounds=2, iw_samples=3), _x()
     groups = model.optim_groups()
     assert set(groups) == {"theta", "phi"} and model.groups_to_step(0) == ["theta", "phi"]
     assert {id(p) for p in groups["phi"]} == {id(p) for p in model.encoder.parameters()}
@@ -135,7 +137,7 @@ def test_the_training_loop_steps_each_group_on_its_own_objective():
     """One full-batch step of ``train.fit``: Adam's first step moves every coordinate by
     about lr * sign(gradient), so the signs show which objective each group followed."""
     torch.manual_seed(0)
-    model, x = _model("piwae", m=2, k=3), _x(8)
+    model, x = _model("piwae", n_bounds=2, iw_samples=3), _x(8)
     start = copy.deepcopy(model)
     images, none = x.to(torch.uint8), torch.zeros(8, 0, dtype=torch.long)
     data = PreparedData("test", {"dataset": "test", "max_value": 1, "image_shape": list(SHAPE)},
@@ -170,5 +172,5 @@ def test_config_errors_name_the_key():
         validate_model_config("x", {**base, "elbo_weight": 1.5})
     with pytest.raises(ConfigError, match=r"models\.x\.optimisation"):
         validate_model_config("x", {**base, "family": "piwae", "optimisation": "alternating"})
-    with pytest.raises(ConfigError, match=r"models\.x\.m:"):
-        validate_model_config("x", {**base, "family": "miwae", "m": 0})
+    with pytest.raises(ConfigError, match=r"models\.x\.n_bounds:"):
+        validate_model_config("x", {**base, "family": "miwae", "n_bounds": 0})

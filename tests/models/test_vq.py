@@ -196,7 +196,7 @@ def test_vqvae2_bottom_codes_depend_on_the_top_and_both_have_gradients():
 def test_after_fit_trains_the_prior_inside_the_state_dict(tiny_data):
     torch.manual_seed(0)
     data = load_prepared(tiny_data / "mnist")
-    model = _model(prior={"epochs": 3, "channels": 8, "layers": 2, "batch_size": 32})
+    model = _model(code_prior={"epochs": 3, "channels": 8, "layers": 2, "batch_size": 32})
     assert not any(p is q for p in model.optim_groups()["all"]
                    for q in model.code_prior.parameters())
     x = data.test_inputs(True)
@@ -217,7 +217,7 @@ def test_after_fit_trains_the_prior_inside_the_state_dict(tiny_data):
     ({"codebook_update": "kmeans"}, "codebook_update"),
     ({"commitment": -0.1}, "commitment"),
     ({"ema_decay": 1.0}, "ema_decay"),
-    ({"prior": {"kernel": 4}}, "kernel"),
+    ({"code_prior": {"kernel": 4}}, "kernel"),
     ({"backbone": "mlp"}, "backbone"),
 ])
 def test_bad_options_are_errors_naming_the_key(block, match):

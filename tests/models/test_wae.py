@@ -35,7 +35,7 @@ def test_encoder_is_deterministic_and_per_example():
 def test_loss_is_recon_plus_lam_times_mmd_to_prior_draws(kernel):
     """The prior draws are the next B x D standard normals of the global RNG."""
     torch.manual_seed(0)
-    model, x = _model(lam=7.0, kernel=kernel, kernel_sigma=0.5), _x()
+    model, x = _model(mmd_weight=7.0, kernel=kernel, kernel_sigma=0.5), _x()
     z = model.code(x)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(
         model.decoder(z), x, reduction="sum") / len(x)
@@ -50,7 +50,7 @@ def test_loss_is_recon_plus_lam_times_mmd_to_prior_draws(kernel):
 
 def test_lam_zero_is_the_plain_autoencoder():
     torch.manual_seed(0)
-    wae = _model(lam=0.0)
+    wae = _model(mmd_weight=0.0)
     ae = build_model(validate_model_config("a", {"family": "ae", "dataset": "mnist",
                                                  "backbone": "mlp", "latent_dim": 4}), SHAPE)
     ae.load_state_dict(wae.state_dict())

@@ -166,7 +166,7 @@ def write_fixture_reports(root: Path, cfg, seed: int = 0) -> dict[str, Path]:
         per_seed = {s: _samplequality_result(rng, dataset) for s in SEEDS}
         io.write_json(metrics / "samplequality" / f"{name}.json",
                       stage_metrics(name, _ckpt(cfg, name), per_seed, profile=cfg.profile,
-                                    device="cpu", n_reference=24, n_samples=24, k=3,
+                                    device="cpu", n_reference=24, n_samples=24, kth_neighbour=3,
                                     featurenet={"test_accuracy": {"digit": 0.95}},
                                     floor={f"fd_{dataset}classifier": 0.125, "precision": 0.75,
                                            "recall": 0.625}))

@@ -81,7 +81,7 @@ def evaluate_run(model, name: str, data, net: FeatureNet, scfg, seed: int,
                  reference: np.ndarray) -> dict:
     """One checkpoint's comparisons: {'samples': {...}, 'reconstructions': {...}, 'time_s'}."""
     t0 = time.perf_counter()
-    n, k, batch = scfg.n_samples, scfg.k, scfg.batch_size
+    n, k, batch = scfg.n_samples, scfg.kth_neighbour, scfg.batch_size
     # the model reconstructs its test inputs as it saw them in training (binarised or not)
     held_out = data.test_inputs(model.cfg.binarize)[scfg.n_reference:scfg.n_reference + n]
     out = {"samples": compare(net.embed(generate(model, name, n, batch, seed, data.device)), reference,
@@ -97,7 +97,7 @@ def floor(data, net: FeatureNet, scfg, reference: np.ndarray) -> dict:
     gen = torch.Generator(device=data.device).manual_seed(scfg.seed)
     rows = torch.randperm(len(data.x_train), generator=gen, device=data.device)[:scfg.n_samples]
     return compare(net.embed(data.train_batch(rows, binarize=False)), reference, data.name,
-                   scfg.k)
+                   scfg.kth_neighbour)
 
 
 def samplequality_stage(cfg: Config, name: str, models_dir: Path, featurenets_dir: Path,
@@ -130,7 +130,8 @@ def samplequality_stage(cfg: Config, name: str, models_dir: Path, featurenets_di
               f"{r['reconstructions'][fd_key(dataset)]:.3g} (floor {base[fd_key(dataset)]:.3g}) "
               f"in {r['time_s']:.1f} s on {describe(device)}")
     out = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=describe(device),
-                        n_reference=scfg.n_reference, n_samples=scfg.n_samples, k=scfg.k,
+                        n_reference=scfg.n_reference, n_samples=scfg.n_samples,
+                        kth_neighbour=scfg.kth_neighbour,
                         feature_space=f"penultimate layer of featurenet@{dataset} "
                                       f"({net.arch['feature_dim']} features)",
                         featurenet={"test_accuracy": record["test_accuracy"]}, floor=base)

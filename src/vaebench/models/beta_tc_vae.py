@@ -8,8 +8,9 @@ The ELBO's KL term, averaged over the data n, splits into three parts
                            + KL(q(z) || prod_d q(z_d))       total correlation (TC)
                            + sum_d KL(q(z_d) || p(z_d))      dimension-wise KL
 
-and the loss weights them alpha, beta, gamma (defaults 1, 6, 1: only the TC weighted up,
-as in the paper; disentanglement_lib sweeps beta in 1..10 with alpha = gamma = 1,
+and the loss weights them alpha, beta, gamma (``mi_weight``, ``tc_weight``,
+``dim_kl_weight``; defaults 1, 6, 1: only the TC weighted up, as in the paper;
+disentanglement_lib sweeps beta in 1..10 with alpha = gamma = 1,
 Locatello et al. 2019, arXiv:1811.12359). Per example i with
 its sample z_i ~ q(z|x_i), the integrand is
 
@@ -47,7 +48,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import NonNegativeFloat
+from pydantic import Field, NonNegativeFloat
 
 from vaebench.models.base import LossTerms
 from vaebench.models.vae import VAE, VAEConfig
@@ -84,10 +85,15 @@ def decompose(log_q_pairs: torch.Tensor, log_p: torch.Tensor,
 class BetaTCVAEConfig(VAEConfig):
     family: Literal["beta_tc_vae"] = "beta_tc_vae"
     prior: Literal["standard", "gaussian"] = "standard"   # factorised: p(z_d) is defined
-    alpha: NonNegativeFloat = 1.0      # index-code mutual information
-    beta: NonNegativeFloat = 6.0       # total correlation
-    gamma: NonNegativeFloat = 1.0      # dimension-wise KL
+    mi_weight: NonNegativeFloat = Field(
+        1.0, description="the weight of the index-code mutual information; "
+                         "alpha in Chen et al. 2018")
+    tc_weight: NonNegativeFloat = Field(
+        6.0, description="the weight of the total correlation; beta in Chen et al. 2018")
+    dim_kl_weight: NonNegativeFloat = Field(
+        1.0, description="the weight of the dimension-wise KL; gamma in Chen et al. 2018")
     sampling: Literal["mws", "mss"] = "mws"
+    renamed = {"alpha": "mi_weight", "beta": "tc_weight", "gamma": "dim_kl_weight"}
 
 
 class BetaTCVAE(VAE):
@@ -116,7 +122,8 @@ class BetaTCVAE(VAE):
             mi, tc, dwkl = self.parts(q, z)
             seen.update(recon=-log_px_z.detach().mean(0), mi=mi.detach().mean(0),
                         tc=tc.detach().mean(0), dwkl=dwkl.detach().mean(0))
-            return log_px_z - self.kl_anneal * (cfg.alpha * mi + cfg.beta * tc + cfg.gamma * dwkl)
+            weighted = cfg.mi_weight * mi + cfg.tc_weight * tc + cfg.dim_kl_weight * dwkl
+            return log_px_z - self.kl_anneal * weighted
 
         loss = -self.expected(q, integrand).mean()
         recon, kl = seen["recon"], self.kl(q).detach()

@@ -4,7 +4,9 @@ Invariance During Feature Extraction", ICML).
 The loss adds the squared Frobenius norm of the Jacobian of the code h = f(x)
 w.r.t. the input, which makes the code insensitive to small input changes:
 
-    L_CAE = L_recon + lambda * ||J_f(x)||_F^2,   ||J_f(x)||_F^2 = sum_ij (d h_j / d x_i)^2.
+    L_CAE = L_recon + lambda * ||J_f(x)||_F^2,   ||J_f(x)||_F^2 = sum_ij (d h_j / d x_i)^2,
+
+lambda = ``contraction_weight``.
 
 Computed exactly, per example. For a single layer h = a(W x + b) (``hidden: []``)
 the closed form is ||J||_F^2 = sum_j a'(h_j)^2 sum_i W_ji^2, with a'(h) = h(1 - h)
@@ -20,7 +22,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import NonNegativeFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveInt
 from torch import nn
 
 from vaebench.models.ae import AE, AEConfig
@@ -36,8 +38,11 @@ def closed_form_sq_norm(h: torch.Tensor, weight: torch.Tensor, grad_h: torch.Ten
 class CAEConfig(AEConfig):
     family: Literal["cae"] = "cae"
     code_activation: Literal["linear", "sigmoid", "tanh"] = "sigmoid"
-    lam: NonNegativeFloat = 0.1                 # lambda, weight of the contraction penalty
+    contraction_weight: NonNegativeFloat = Field(
+        0.1, description="the weight of the contraction penalty ||J||_F^2; "
+                         "lambda in Rifai et al. 2011")
     jacobian_examples: PositiveInt | None = None  # None: every example of the minibatch
+    renamed = {"lam": "contraction_weight"}
 
 
 class CAE(AE):
@@ -61,5 +66,5 @@ class CAE(AE):
         recon = self.recon(z, x)                                      # (B,)
         m = self.cfg.jacobian_examples or len(x)
         jac = self.contraction(x[:m], z[:m])                          # (m,)
-        return LossTerms(recon.mean() + self.cfg.lam * jac.mean(),
+        return LossTerms(recon.mean() + self.cfg.contraction_weight * jac.mean(),
                          {"recon": recon.mean(), "jacobian_sq_norm": jac.mean()})

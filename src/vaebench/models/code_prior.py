@@ -25,7 +25,7 @@ from vaebench.schema import Strict
 
 
 class CodePriorConfig(Strict):
-    """``prior:`` of a VQ model -- the PixelCNN and its training after the autoencoder."""
+    """``code_prior:`` of a VQ model -- the PixelCNN and its training after the autoencoder."""
 
     channels: PositiveInt = 32
     layers: PositiveInt = 4

@@ -1,8 +1,8 @@
 """FactorVAE (Kim & Mnih 2018, "Disentangling by Factorising", arXiv:1802.05983).
 
-The VAE's negative ELBO plus gamma times an estimate of the total correlation of the
-aggregate posterior, TC = KL(q(z) || prod_d q(z_d)). A discriminator D with two logits
-(real: z ~ q(z); permuted: z ~ prod_d q(z_d)) estimates the density ratio:
+The VAE's negative ELBO plus gamma (``tc_weight``) times an estimate of the total
+correlation of the aggregate posterior, TC = KL(q(z) || prod_d q(z_d)). A discriminator D
+with two logits (real: z ~ q(z); permuted: z ~ prod_d q(z_d)) estimates the density ratio:
 
     TC ~ E_q(z)[log D(z) / (1 - D(z))] = E_q(z)[logit_real(z) - logit_permuted(z)]
 
@@ -76,10 +76,12 @@ class FactorVAEConfig(VAEConfig):
     family: Literal["factor_vae"] = "factor_vae"
     prior: Literal["standard", "gaussian"] = "standard"   # closed-form KL beside the integrand
     optimisation: Literal["joint"] = "joint"   # the VAE and D step together (optim_groups)
-    gamma: NonNegativeFloat = 35.0                         # weight of the TC estimate
+    tc_weight: NonNegativeFloat = Field(
+        35.0, description="the weight of the total correlation estimate; gamma in Kim & Mnih 2018")
     discriminator_hidden: list[PositiveInt] = [1000] * 6
     discriminator_lr: PositiveFloat = 1e-4
     discriminator_betas: Annotated[list[AdamBeta], Field(min_length=2, max_length=2)] = [0.5, 0.9]
+    renamed = {"gamma": "tc_weight"}
 
 
 class FactorVAE(VAE):
@@ -100,7 +102,7 @@ class FactorVAE(VAE):
         def integrand(z):                                  # (S, M, D) -> (S, M)
             log_px_z, tc = self.decode(z).log_prob(x), self.tc(z)
             seen.update(z=z.detach(), recon=-log_px_z.detach().mean(0), tc=tc.detach().mean(0))
-            return log_px_z - weight * self.cfg.gamma * tc
+            return log_px_z - weight * self.cfg.tc_weight * tc
 
         kl = self.kl(q)                                    # (M,), closed form
         loss = (-self.expected(q, integrand) + weight * kl).mean()

@@ -5,7 +5,7 @@ The VAE's model and encoder, trained on the K-sample variational lower bound
 
     VLB^(K)(x) = E_{z_1..z_K ~ q(z|x)} [ log (1/K) sum_k p(x, z_k) / q(z_k|x) ],
 
-estimated with K reparameterised samples per example and ``torch.logsumexp``
+estimated with K (``iw_samples``) reparameterised samples per example and ``torch.logsumexp``
 over the log weights log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x).
 VLB^(1) is the ELBO (with a Monte Carlo KL); VLB^(K) is non-decreasing in K and
 tends to log p(x) as K grows or as q approaches the posterior. The logged
@@ -19,7 +19,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from vaebench.models.base import LossTerms
 from vaebench.models.vae import VAE, VAEConfig
@@ -27,9 +27,11 @@ from vaebench.models.vae import VAE, VAEConfig
 
 class IWAEConfig(VAEConfig):
     family: Literal["iwae"] = "iwae"
-    k: PositiveInt = 5          # importance samples per example (1: the VAE's ELBO)
+    iw_samples: PositiveInt = Field(   # 1: the VAE's ELBO
+        5, description="the importance samples per example; K in Burda et al. 2016")
     gradient: Literal["reparam"] = "reparam"   # the bound is differentiated pathwise
-    n_samples: Literal[1] = 1                  # the samples per example are ``k``
+    n_samples: Literal[1] = 1                  # the samples per example are ``iw_samples``
+    renamed = {"k": "iw_samples"}
 
 
 def iw_bound(log_w: torch.Tensor) -> torch.Tensor:
@@ -43,7 +45,7 @@ class IWAE(VAE):
     @property
     def n_weights(self) -> int:
         """Importance samples drawn per example."""
-        return self.cfg.k
+        return self.cfg.iw_samples
 
     def log_weights(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x|z), log p(z) - log q(z|x)) for k reparameterised samples z_k ~ q(z|x),

@@ -6,12 +6,12 @@ regularisers:
 
     L = E_x[-log p(x | z = g_phi(x))] + beta * E_x[1/2 ||z||^2] + lambda * ||theta||^2,
 
-1/2 ||z||^2 bounding the code space (the part of the VAE's KL that acts on the means)
-and ||theta||^2 the squared L2 norm of every decoder parameter, weights and biases (weight
-decay on the decoder, for a smooth decoder). Both are taken per step on the minibatch
-mean, so lambda is relative to one example's reconstruction. The reconstruction is the
-likelihood's negative log-density, as for every autoencoder here (the paper: squared
-error).
+beta = ``code_weight``, lambda = ``decoder_weight``, 1/2 ||z||^2 bounding the code space
+(the part of the VAE's KL that acts on the means) and ||theta||^2 the squared L2 norm of
+every decoder parameter, weights and biases (weight decay on the decoder, for a smooth
+decoder). Both are taken per step on the minibatch mean, so lambda is relative to one
+example's reconstruction. The reconstruction is the likelihood's negative log-density,
+as for every autoencoder here (the paper: squared error).
 
 Sampling is the paper's ex-post density estimation: the Gaussian mixture the plain
 autoencoder (``ae.py``) fits to the training codes after training.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import NonNegativeFloat
+from pydantic import Field, NonNegativeFloat
 
 from vaebench.models.ae import AE, AEConfig
 from vaebench.models.base import LossTerms
@@ -30,8 +30,12 @@ from vaebench.models.base import LossTerms
 class RAEConfig(AEConfig):
     family: Literal["rae"] = "rae"
     code_activation: Literal["linear"] = "linear"
-    beta: NonNegativeFloat = 1.0      # on 1/2 ||z||^2 (the VAE's KL weighs 1/2 ||mu||^2 by 1)
-    lam: NonNegativeFloat = 1e-3      # on ||theta_decoder||^2
+    # 1: the weight the VAE's KL puts on 1/2 ||mu||^2
+    code_weight: NonNegativeFloat = Field(
+        1.0, description="the weight of 1/2 ||z||^2; beta in Ghosh et al. 2020")
+    decoder_weight: NonNegativeFloat = Field(
+        1e-3, description="the weight of the decoder's ||theta||^2; lambda in Ghosh et al. 2020")
+    renamed = {"beta": "code_weight", "lam": "decoder_weight"}
 
 
 class RAE(AE):
@@ -46,5 +50,5 @@ class RAE(AE):
         recon = self.recon(z, x).mean()
         code_sq = 0.5 * z.pow(2).sum(-1).mean()
         dec_sq = self.decoder_sq_norm()
-        return LossTerms(recon + self.cfg.beta * code_sq + self.cfg.lam * dec_sq,
+        return LossTerms(recon + self.cfg.code_weight * code_sq + self.cfg.decoder_weight * dec_sq,
                          {"recon": recon, "code_sq_norm": code_sq, "decoder_sq_norm": dec_sq})

@@ -6,8 +6,8 @@ minibatch, s^_j = (1/n) sum_i a_j(x_i), near a small target s (default 0.05):
     L_SAE = L_recon + beta * sum_l sum_j KL(s || s^_j^(l)),
     KL(s || s^) = s log(s / s^) + (1 - s) log((1 - s) / (1 - s^)),
 
-the KL between Bernoulli(s) and Bernoulli(s^) (torch.distributions). A unit is
-active near 1 and inactive near 0.
+with beta = ``sparsity_weight``, the KL between Bernoulli(s) and Bernoulli(s^)
+(torch.distributions). A unit is active near 1 and inactive near 0.
 
 ``sparse_layers`` picks the layers l the penalty applies to: ``code`` (the sigmoid
 code) and/or integers i, the i-th hidden layer of the ``mlp`` encoder (0 = the
@@ -41,8 +41,10 @@ class SparseAEConfig(AEConfig):
     family: Literal["sparse_ae"] = "sparse_ae"
     code_activation: Literal["sigmoid"] = "sigmoid"
     sparsity_target: Annotated[float, Field(gt=0, lt=1)] = 0.05   # s
-    beta: NonNegativeFloat = 1.0
+    sparsity_weight: NonNegativeFloat = Field(
+        1.0, description="the weight of the sparsity penalty; beta in Ng 2011")
     sparse_layers: Annotated[list[Literal["code"] | NonNegativeInt], Field(min_length=1)] = ["code"]
+    renamed = {"beta": "sparsity_weight"}
 
     @model_validator(mode="after")
     def _layers_exist(self):
@@ -77,5 +79,5 @@ class SparseAE(AE):
         recon = self.recon(code, x)                                   # (B,)
         layers = [code if i == "code" else hidden[i] for i in self.cfg.sparse_layers]
         sparsity = sum(sparsity_penalty(a, self.cfg.sparsity_target) for a in layers)
-        return LossTerms(recon.mean() + self.cfg.beta * sparsity,
+        return LossTerms(recon.mean() + self.cfg.sparsity_weight * sparsity,
                          {"recon": recon.mean(), "sparsity_kl": sparsity})

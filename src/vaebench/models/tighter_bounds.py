@@ -6,7 +6,8 @@ log w = log p(x|z) + log p(z) - log q(z|x) of reparameterised z ~ q(z|x). A tigh
 bound helps the generative network but lowers the signal-to-noise ratio of the
 encoder's gradient; the three variants trade the two:
 
-* MIWAE(M, K) -- the mean of M independent K-sample bounds on M*K samples,
+* MIWAE(M, K) -- (M: ``n_bounds``, K: ``iw_samples``) the mean of M independent K-sample
+  bounds on M*K samples,
       (1/M) sum_m [ logsumexp_k log w_{m,k} - log K ].
   M = 1 is VLB^(K) of the IWAE; K = 1 the mean of M single-sample ELBOs. In
   expectation ELBO <= MIWAE(M, K) <= VLB^(M K).
@@ -45,7 +46,9 @@ def miwae_bound(log_w: torch.Tensor, m: int) -> torch.Tensor:
 
 class MIWAEConfig(IWAEConfig):
     family: Literal["miwae"] = "miwae"
-    m: PositiveInt = 8          # independent K-sample bounds averaged (k: samples in each)
+    n_bounds: PositiveInt = Field(   # each on iw_samples samples
+        8, description="the independent K-sample bounds averaged; M in Rainforth et al. 2018")
+    renamed = {**IWAEConfig.renamed, "m": "n_bounds"}
 
 
 class MIWAE(IWAE):
@@ -53,10 +56,10 @@ class MIWAE(IWAE):
 
     @property
     def n_weights(self) -> int:
-        return self.cfg.m * self.cfg.k
+        return self.cfg.n_bounds * self.cfg.iw_samples
 
     def objective(self, log_w):
-        return miwae_bound(log_w, self.cfg.m)
+        return miwae_bound(log_w, self.cfg.n_bounds)
 
 
 class CIWAEConfig(IWAEConfig):

@@ -44,7 +44,10 @@ class VQVAEConfig(ModelConfig):
     commitment: NonNegativeFloat = 0.25  # beta
     ema_decay: float = Field(0.99, gt=0, lt=1)
     dead_code_steps: PositiveInt | None = 100   # None: never restart unused codes
-    prior: CodePriorConfig = CodePriorConfig()
+    code_prior: CodePriorConfig = Field(
+        CodePriorConfig(), description="the PixelCNN prior over the code indices and its "
+                                       "training; a VAE's prior names p(z)")
+    renamed = {"prior": "code_prior"}
 
 
 class VQVAE(Model):
@@ -57,7 +60,7 @@ class VQVAE(Model):
         self.quantizers = nn.ModuleList(
             VectorQuantizer(cfg.codebook_size, cfg.latent_dim, cfg.codebook_update,
                             cfg.ema_decay, cfg.dead_code_steps) for _ in self.level_names)
-        self.code_prior = CodePrior(cfg.codebook_size, self.grid_shapes(), cfg.prior)
+        self.code_prior = CodePrior(cfg.codebook_size, self.grid_shapes(), cfg.code_prior)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -131,7 +134,7 @@ class VQVAE(Model):
 
     def after_fit(self, data, binarize):
         """Fit the code prior on the codes of the (dynamically binarised) training set."""
-        cfg, was_training = self.cfg.prior, self.training
+        cfg, was_training = self.cfg.code_prior, self.training
         self.eval()                                  # the autoencoder stays fixed
         opt = torch.optim.Adam(self.code_prior.parameters(), lr=cfg.lr)
         for _ in tqdm(range(cfg.epochs), desc="code prior", disable=None, leave=False):

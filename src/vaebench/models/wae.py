@@ -4,11 +4,11 @@ An autoencoder whose codes are pushed, as a whole, towards the prior p(z) = N(0,
 
     L = E_x[-log p(x | z = g_phi(x))] + lambda * MMD^2(q(z), p(z)),
 
-q(z) the aggregate of the codes, MMD^2 the unbiased U-statistic between the minibatch's
-codes and as many draws of p(z) (``models/mmd.py``; inverse-multiquadratic kernel with
-C = 2 d sigma^2 by default, as in the paper). The reconstruction cost is the
-likelihood's negative log-density, as every autoencoder here uses, in place of the
-paper's squared error.
+lambda = ``mmd_weight``, q(z) the aggregate of the codes, MMD^2 the unbiased U-statistic
+between the minibatch's codes and as many draws of p(z) (``models/mmd.py``;
+inverse-multiquadratic kernel with C = 2 d sigma^2 by default, as in the paper). The
+reconstruction cost is the likelihood's negative log-density, as every autoencoder here
+uses, in place of the paper's squared error.
 
 The encoder is deterministic (a point mass, as in the paper's experiments): WAE is the
 plain autoencoder of ``ae.py`` plus a regulariser on its codes, with a linear code
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import NonNegativeFloat
+from pydantic import Field, NonNegativeFloat
 
 from vaebench.models.ae import AE, AEConfig
 from vaebench.models.base import LossTerms
@@ -33,7 +33,9 @@ from vaebench.models.mmd import MMDOptions, mmd_to_standard_normal
 class WAEConfig(AEConfig, MMDOptions):
     family: Literal["wae"] = "wae"
     code_activation: Literal["linear"] = "linear"
-    lam: NonNegativeFloat = 10.0       # weight of the MMD^2 term
+    mmd_weight: NonNegativeFloat = Field(
+        10.0, description="the weight of the MMD^2 term; lambda in Tolstikhin et al. 2018")
+    renamed = {"lam": "mmd_weight"}
 
 
 class WAE(AE):
@@ -43,4 +45,4 @@ class WAE(AE):
         z = self.code(x)
         recon = self.recon(z, x).mean()
         mmd = mmd_to_standard_normal(z, self.cfg.kernel, self.cfg.kernel_sigma)
-        return LossTerms(recon + self.cfg.lam * mmd, {"recon": recon, "mmd": mmd})
+        return LossTerms(recon + self.cfg.mmd_weight * mmd, {"recon": recon, "mmd": mmd})
