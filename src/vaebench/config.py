@@ -29,7 +29,7 @@ from vaebench.sections import Device, Section
 from vaebench.sections import disentangle, loglik, robustness, samplequality, train
 from vaebench.sections.train import TrainConfig
 
-# The sections of params.yaml, in file order; a new stage adds its module's SECTION here.
+# Every stage section of params.yaml; a new stage adds its module's SECTION here.
 ALL_SECTIONS: tuple[Section, ...] = (train.SECTION, loglik.SECTION, robustness.SECTION,
                                      disentangle.SECTION, samplequality.SECTION)
 # Sections a profile may overlay, with their schema.
@@ -122,7 +122,7 @@ def _resolve(raw: dict, profile: str, active: bool = True) -> Params:
     for section in ALL_SECTIONS:
         if section.check is not None:
             section.check(cfg, overlay, profile)
-    for section in ALL_SECTIONS:
+    for section in ALL_SECTIONS:  # after every check: no warning before an error
         if active and section.warn is not None:
             section.warn(cfg, profile)
     return cfg
