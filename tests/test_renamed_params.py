@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from vaebench.config import SampleQualityConfig, load_config
+from vaebench.config import load_config
+from vaebench.sections.samplequality import SampleQualityConfig
 from vaebench.models import MODELS, validate_model_config
 from vaebench.schema import ConfigError, Strict
 

@@ -16,7 +16,7 @@ import torch
 
 from vaebench import io
 from vaebench.checkpoints import CheckpointError, load_checkpoint, read_checkpoint
-from vaebench.config import Config
+from vaebench.config import Params
 from vaebench.data import PreparedData, load_prepared
 from vaebench.stats import summarise
 
@@ -32,7 +32,7 @@ class TrainedRun:
         return io.sha256_file(self.checkpoint)
 
 
-def trained_runs(cfg: Config, name: str, models_dir: str | Path) -> list[TrainedRun]:
+def trained_runs(cfg: Params, name: str, models_dir: str | Path) -> list[TrainedRun]:
     """The checkpoints ``seed<k>.pt`` of model ``name`` for exactly params.yaml's seeds,
     each checked to be a training of ``models.<name>`` as params.yaml states it now
     (other files in the folder, e.g. a stale seed, are ignored)."""

@@ -18,11 +18,12 @@ from tqdm.auto import tqdm
 
 from vaebench import io
 from vaebench.checkpoints import save_checkpoint
-from vaebench.config import Config, ConfigError, TrainConfig
+from vaebench.config import ConfigError, Params
 from vaebench.data import PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import MODELS, Model, build_model
 from vaebench.runs import timestamp
+from vaebench.sections.train import TrainConfig
 from vaebench.stats import summarise
 
 
@@ -150,7 +151,7 @@ def _curves_csv(path: Path, history: list[dict]) -> None:
                           for k in keys]])
 
 
-def train_stage(cfg: Config, name: str, data_dir: Path, out_dir: Path, metrics_path: Path,
+def train_stage(cfg: Params, name: str, data_dir: Path, out_dir: Path, metrics_path: Path,
                 plots_dir: Path, figures_dir: Path | None = None) -> dict:
     """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics,
     and (first seed) figures of reconstructions and samples."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vaebench.config import FactorClassifierConfig
+from vaebench.sections.disentangle import FactorClassifierConfig
 from vaebench.data import dsprites
 from vaebench.evaluate import attribute_vectors as av
 from vaebench.evaluate.factor_classifier import train_factor_classifier, within

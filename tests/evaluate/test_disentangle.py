@@ -115,7 +115,7 @@ def test_run_metrics_gives_every_metric_and_is_deterministic_for_a_seed(tiny_con
 
 
 def test_metric_params_are_exactly_the_keyword_arguments_of_each_metric():
-    from vaebench.config import DisentangleMetricsConfig
+    from vaebench.sections.disentangle import DisentangleMetricsConfig
     for name, compute in METRICS.items():
         fields = set(DisentangleMetricsConfig.model_fields[name].annotation.model_fields)
         kwargs = {p.name for p in inspect.signature(compute).parameters.values()

@@ -15,7 +15,7 @@ from vaebench import io
 from vaebench.claims import likelihood, representation
 from vaebench.claims.core import (NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Claim, Context,
                                   evaluate)
-from vaebench.config import Config, ConfigError, load_config
+from vaebench.config import ConfigError, Params, load_config
 
 CLAIMS: list[Claim] = [*likelihood.CLAIMS, *representation.CLAIMS]
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_MEASURED)
@@ -32,7 +32,7 @@ def _unique(claims: list[Claim]) -> None:
 _unique(CLAIMS)
 
 
-def alternatives(params: Path | None, current: str) -> dict[str, Config]:
+def alternatives(params: Path | None, current: str) -> dict[str, Params]:
     """Every other profile of ``params`` resolved (to say which one decides a claim);
     empty when the file is not given or a profile does not resolve."""
     if params is None or not Path(params).is_file():

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from scipy import stats
 
-from vaebench.config import Config
+from vaebench.config import Params
 
 REPRODUCED, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "not reproduced", "not measured"
 SEEDS_HINT = "run with two or more seeds (params.yaml `seeds`, e.g. `dvc exp run -S 'seeds=[0,1,2]'`)"
@@ -123,10 +123,10 @@ Test = AtLeast | Above | Within
 class Context:
     """What the measure functions read: the resolved params, ``{stage: {model: json}}``,
     the plots folder, and the other profiles of params.yaml (to say which decides)."""
-    cfg: Config
+    cfg: Params
     metrics: dict[str, dict[str, dict]]
     plots_dir: Path | None = None
-    alternatives: dict[str, Config] = field(default_factory=dict)
+    alternatives: dict[str, Params] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -207,12 +207,12 @@ def variant_options(mcfg: Any) -> dict[str, Any]:
             if f in fields and getattr(mcfg, f) != fields[f].default}
 
 
-def family(cfg: Config, *families: str, dataset: str | None = None) -> list[str]:
+def family(cfg: Params, *families: str, dataset: str | None = None) -> list[str]:
     return [n for n, m in cfg.models.items()
             if m.family in families and (dataset is None or m.dataset == dataset)]
 
 
-def reference(cfg: Config, fam: str, like: str) -> str | None:
+def reference(cfg: Params, fam: str, like: str) -> str | None:
     """The model of family ``fam`` on the dataset of ``like`` with every role option at
     its default; among several, the one sharing ``like``'s backbone and latent size."""
     target = cfg.models[like]
@@ -223,7 +223,7 @@ def reference(cfg: Config, fam: str, like: str) -> str | None:
     return (same or found or [None])[0]
 
 
-def no_reference(model: str, fam: str, cfg: Config) -> Comparison:
+def no_reference(model: str, fam: str, cfg: Params) -> Comparison:
     return Comparison(f"{model} vs ?", (model,),
                       missing=f"no plain `{fam}` model on {cfg.models[model].dataset} in "
                               f"params.yaml models to compare {model} with")

@@ -32,7 +32,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from vaebench import io, runs
-from vaebench.config import Config, ConfigError
+from vaebench.config import ConfigError, Params
 from vaebench.data import get_dataset
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate import attribute_vectors as av
@@ -200,7 +200,7 @@ def draw_traversals(model, data, tcfg, path: Path, title: str) -> dict:
 FIGURE_FILES = ("*.png",)   # what the stage writes into its figures folder
 
 
-def disentangle_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, raw_dir: Path,
+def disentangle_stage(cfg: Params, name: str, models_dir: Path, data_root: Path, raw_dir: Path,
                       out_json: Path, figures_dir: Path) -> dict:
     """``disentangle@<name>``: metrics, traversals and attribute vectors for every seed."""
     if name not in cfg.evaluate.disentangle:

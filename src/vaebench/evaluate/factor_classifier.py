@@ -100,7 +100,7 @@ def train_factor_classifier(images, factor_sizes, cfg, rng: np.random.Generator,
     """Train on ``cfg.n_train`` images of uniform factors; test on ``cfg.n_test`` more.
 
     ``images(factors (n, F)) -> (n, H, W)`` draws the dataset's images; ``cfg`` is
-    a :class:`vaebench.config.FactorClassifierConfig`. The features of every image
+    a :class:`vaebench.sections.disentangle.FactorClassifierConfig`. The features of every image
     are computed once (in chunks), so an epoch costs only the MLP. Returns the
     classifier (eval mode) and its held-out (predicted, true) factors, (n_test, F).
     """

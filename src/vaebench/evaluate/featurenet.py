@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from vaebench import io
-from vaebench.config import Config, ConfigError
+from vaebench.config import ConfigError, Params
 from vaebench.data import load_prepared
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.factor_classifier import fit_heads
@@ -97,7 +97,7 @@ def load_featurenet(folder: Path, dataset: str, device="cpu") -> tuple[FeatureNe
     return net.eval(), record
 
 
-def featurenet_stage(cfg: Config, dataset: str, data_dir: Path, out_dir: Path,
+def featurenet_stage(cfg: Params, dataset: str, data_dir: Path, out_dir: Path,
                      metrics_path: Path) -> dict:
     """``featurenet@<dataset>``: train the judge; checkpoint folder, metrics JSON."""
     fcfg = cfg.section("samplequality").featurenet

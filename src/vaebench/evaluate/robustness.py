@@ -79,13 +79,14 @@ from sklearn.preprocessing import StandardScaler
 from torch.distributions import Distribution, kl_divergence
 
 from vaebench import io
-from vaebench.config import Config, ConfigError, RobustnessConfig
+from vaebench.config import ConfigError, Params
 from vaebench.corruptions import CORRUPTIONS
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.attacks import (code_distance, has_kl, input_differentiable,
                                        latent_objective, output_objective, pgd)
 from vaebench.models.jacobian import jacobian_frobenius
 from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
+from vaebench.sections.robustness import RobustnessConfig
 
 
 def normalised_auc(levels, values) -> float:
@@ -407,7 +408,7 @@ def write_curves(plots_dir: Path, curves_by_seed: dict[int, dict]) -> list[Path]
     return sorted(Path(plots_dir).glob("*.csv"))
 
 
-def robustness_stage(cfg: Config, name: str, models_dir: Path, data_root: Path,
+def robustness_stage(cfg: Params, name: str, models_dir: Path, data_root: Path,
                      out_json: Path, plots_dir: Path) -> dict:
     """``robustness@<name>``: every seed's checkpoint; metrics JSON and curve CSVs."""
     if name not in cfg.models:

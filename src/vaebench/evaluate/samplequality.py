@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from vaebench import io
-from vaebench.config import Config, ConfigError, check_applicable
+from vaebench.config import ConfigError, Params, check_applicable
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.featurenet import FeatureNet, load_featurenet
 from vaebench.evaluate.frechet_distance import frechet_distance
@@ -100,7 +100,7 @@ def floor(data, net: FeatureNet, scfg, reference: np.ndarray) -> dict:
                    scfg.kth_neighbour)
 
 
-def samplequality_stage(cfg: Config, name: str, models_dir: Path, featurenets_dir: Path,
+def samplequality_stage(cfg: Params, name: str, models_dir: Path, featurenets_dir: Path,
                         data_root: Path, out_json: Path) -> dict:
     """``samplequality@<name>``: every seed's checkpoint; metrics JSON."""
     if name not in cfg.models:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from vaebench.config import Config
+from vaebench.config import Params
 from vaebench.report import claims_table, tables
 from vaebench.report.page import Bullets, Code, Document, Figure, Gallery, Section, Table, Text
 from vaebench.report.plots import GROUP_TITLES
@@ -26,7 +26,7 @@ KNOWN_FIGURE_STAGES = ("train", "disentangle")
 class Inputs:
     """Everything the sections read (already loaded) and where the files are."""
 
-    cfg: Config
+    cfg: Params
     metrics: dict[str, dict[str, dict]]
     flat: tables.Flat
     figures_dir: Path          # reports/figures (the stages' figures)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from vaebench import claims, io, tracking
-from vaebench.config import Config
+from vaebench.config import Params
 from vaebench.report import page, plots, sections, tables
 
 # The CSVs the top-level ``plots:`` of dvc.yaml render; written even when empty.
@@ -28,7 +28,7 @@ PLOT_CSVS = ("training_curves.csv", "loglik_vs_k.csv", "robustness_curves.csv")
 FIGURE_FILES = ("*.png", "*.csv")   # what the stage writes into its own figures folder
 
 
-def draw_figures(cfg: Config, metrics: dict, F: tables.Flat, plots_dir: Path,
+def draw_figures(cfg: Params, metrics: dict, F: tables.Flat, plots_dir: Path,
                  colours: dict[str, str], out: Path) -> dict:
     """Every report figure and curve CSV into ``out``; ``{name: path(s) or None}``."""
     train = plots.aggregate_curves(plots.read_train_curves(plots_dir, metrics))
@@ -55,7 +55,7 @@ def _moved(drawn: dict, src: Path, dst: Path) -> dict:
     return {k: move(v) for k, v in drawn.items()}
 
 
-def report_stage(cfg: Config, metrics_dir: Path, plots_dir: Path, figures_dir: Path,
+def report_stage(cfg: Params, metrics_dir: Path, plots_dir: Path, figures_dir: Path,
                  figures_out: Path, out_dir: Path, command: str | None = None,
                  params: Path | None = None) -> dict:
     """Write the report; return

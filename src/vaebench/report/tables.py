@@ -27,7 +27,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from vaebench.config import Config
+from vaebench.config import Params
 from vaebench.report import ReportError
 
 IDENTITY = ("model", "family", "dataset")
@@ -49,7 +49,7 @@ class Cell:
 
 # --- reading -----------------------------------------------------------------------------
 
-def load_metrics(metrics_dir: str | Path, cfg: Config) -> dict[str, dict[str, dict]]:
+def load_metrics(metrics_dir: str | Path, cfg: Params) -> dict[str, dict[str, dict]]:
     """``{stage: {model: metrics JSON}}`` for every ``<metrics_dir>/<stage>/<model>.json``,
     stages in :data:`STAGE_ORDER`, models in params.yaml order.
 
@@ -261,7 +261,7 @@ def _short(value) -> str:
     return str(value)
 
 
-def models_table(cfg: Config, metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
+def models_table(cfg: Params, metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
     """Every declared model: family, dataset, its settings as written in params.yaml,
     seeds trained, evaluations."""
     rows = []
@@ -343,7 +343,7 @@ def largest_k(data: dict) -> int | None:
     return max((int(k) for k in data.get("ks") or []), default=None)
 
 
-def likelihood_tables(cfg: Config, metrics: dict[str, dict[str, dict]], F: Flat
+def likelihood_tables(cfg: Params, metrics: dict[str, dict[str, dict]], F: Flat
                       ) -> list[tuple[str, pd.DataFrame]]:
     """One table per (dataset, likelihood kind): ELBO, L_K = log p̂_K(x) at every K, and at
     each model's largest K (K lists may differ per dataset): its gain over the ELBO (a

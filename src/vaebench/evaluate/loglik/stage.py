@@ -21,13 +21,14 @@ import torch
 from torch import Tensor
 
 from vaebench import io
-from vaebench.config import Config, ConfigError, LoglikConfig, check_applicable
+from vaebench.config import ConfigError, Params, check_applicable
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.loglik.estimate import importance_estimates
 from vaebench.evaluate.loglik.gaps import diagonal_start, fit_local_posterior
 from vaebench.evaluate.loglik.posterior import (active_units, kl_per_dimension, kl_to_prior,
                                                 posterior_means)
 from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
+from vaebench.sections.loglik import LoglikConfig
 
 
 def summary(values: Tensor) -> dict:
@@ -170,7 +171,7 @@ def plot_rows(name: str, metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def loglik_stage(cfg: Config, name: str, models_dir: Path, data_root: Path, out_json: Path,
+def loglik_stage(cfg: Params, name: str, models_dir: Path, data_root: Path, out_json: Path,
                  plots_path: Path, progress: bool = True) -> dict:
     """``loglik@<name>``: write the metrics JSON and the plot CSV."""
     if name not in cfg.models:
