@@ -20,7 +20,9 @@ from vaebench.models.linear_vae import LinearVAE
 from vaebench.models.ppca import PPCA
 from vaebench.models.rae import RAE
 from vaebench.models.svi_vae import SVIVAE
-from vaebench.models.tighter_bounds import CIWAE, MIWAE, PIWAE
+from vaebench.models.ciwae import CIWAE
+from vaebench.models.miwae import MIWAE
+from vaebench.models.piwae import PIWAE
 from vaebench.models.cae import CAE
 from vaebench.models.dae import DAE
 from vaebench.models.ksparse_ae import KSparseAE
