@@ -25,3 +25,6 @@ class BetaVAE(VAE):
 
     def kl_weight_at(self, step):
         return self.cfg.beta * self.kl_anneal
+
+
+MODEL = BetaVAE

@@ -63,3 +63,6 @@ class CAE(AE):
         jac = self.contraction(x[:m], z[:m])                          # (m,)
         return LossTerms(recon.mean() + self.cfg.lam * jac.mean(),
                          {"recon": recon.mean(), "jacobian_sq_norm": jac.mean()})
+
+
+MODEL = CAE

@@ -28,3 +28,6 @@ class CIWAE(IWAE):
     def objective(self, log_w):
         beta = self.cfg.elbo_weight
         return beta * log_w.mean(0) + (1.0 - beta) * iw_bound(log_w)
+
+
+MODEL = CIWAE

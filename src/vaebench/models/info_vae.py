@@ -56,3 +56,6 @@ class InfoVAE(VAE):
         out = self.elbo_loss(q, x, step)          # recon + (1 - alpha) KL, its samples first
         mmd = mmd_to_standard_normal(q.rsample(), cfg.kernel, cfg.kernel_sigma)
         return LossTerms(out.loss + (cfg.alpha + cfg.lam - 1) * mmd, {**out.terms, "mmd": mmd})
+
+
+MODEL = InfoVAE

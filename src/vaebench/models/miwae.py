@@ -48,3 +48,6 @@ class MIWAE(IWAE):
 
     def objective(self, log_w):
         return miwae_bound(log_w, self.cfg.m)
+
+
+MODEL = MIWAE

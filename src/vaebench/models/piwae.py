@@ -40,3 +40,6 @@ class PIWAE(MIWAE):
         terms = {"vlb": iw_bound(log_w).mean(), "vlb_encoder": self.objective(log_w).mean(),
                  **self.elbo_terms(log_px_z, log_w)}
         return LossTerms(theta, terms, group_losses={"theta": theta, "phi": phi})
+
+
+MODEL = PIWAE

@@ -48,3 +48,6 @@ class RAE(AE):
         dec_sq = self.decoder_sq_norm()
         return LossTerms(recon + self.cfg.beta * code_sq + self.cfg.lam * dec_sq,
                          {"recon": recon, "code_sq_norm": code_sq, "decoder_sq_norm": dec_sq})
+
+
+MODEL = RAE

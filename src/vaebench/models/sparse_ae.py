@@ -79,3 +79,6 @@ class SparseAE(AE):
         sparsity = sum(sparsity_penalty(a, self.cfg.sparsity_target) for a in layers)
         return LossTerms(recon.mean() + self.cfg.beta * sparsity,
                          {"recon": recon.mean(), "sparsity_kl": sparsity})
+
+
+MODEL = SparseAE
