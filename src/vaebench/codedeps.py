@@ -45,7 +45,10 @@ class CodeDepsError(Exception):
 
 def defines_model(path: Path) -> bool:
     """Whether the module at ``path`` assigns ``MODEL`` at module level (read, not run)."""
-    tree = ast.parse(path.read_text(), str(path))
+    text = path.read_text()
+    if "MODEL" not in text:      # most shared modules: no parse needed
+        return False
+    tree = ast.parse(text, str(path))
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else \
             [node.target] if isinstance(node, ast.AnnAssign) else []
