@@ -182,8 +182,8 @@ def fingerprint(files: set[Path], src: Path = SRC) -> dict[str, str]:
 
 
 def _stamp(path: Path) -> tuple[int, int]:
-    """The cache key of a file's version (a write within one clock tick keeps mtime:
-    ``fingerprints`` clears the caches before each run)."""
+    """The cache key of a file's version within one process (``vaebench code`` runs once
+    per process, so its caches never outlive the files it reads)."""
     stat = path.stat()
     return stat.st_mtime_ns, stat.st_size
 
@@ -199,13 +199,12 @@ def fingerprints(dispatch: dict[str, str], families: dict[str, str],
 
     ``dispatch``: each subcommand's function name in cli.py; ``families``: model -> family
     (params.yaml's ``models``)."""
-    _file_imports.cache_clear()
-    _md5.cache_clear()
     known = family_names(src)
     for model, family in families.items():
         if family not in known:
-            raise CodeDepsError(f"models.{model}.family: no module src/{PACKAGE}/models/"
-                                f"{family}.py defining MODEL; valid: {', '.join(known)}")
+            raise CodeDepsError(f"models.{model}.family: unknown family {family!r} (no "
+                                f"src/{PACKAGE}/models/{family}.py defining MODEL); "
+                                f"valid: {', '.join(known)}")
     family_files = {f: family_closure(f, src) for f in known}   # each walked once
     funcs = set(dispatch.values())
     out = {}
