@@ -221,8 +221,9 @@ def _only(params: dict, models: tuple[str, ...], dataset: str) -> dict:
 
 
 def _changed(repo: Path) -> set[str]:
-    status = json.loads(_run(repo, "dvc", "status", "--json",
+    status = json.loads(_run(repo, "dvc", "status", "--json", "--with-deps",
                              *[f"train@{m}" for m in TRAINED]) or "{}")
+    print("dvc status:", json.dumps(status, indent=1))     # the evidence, with pytest -s
     return set(status)
 
 
@@ -244,6 +245,7 @@ def test_a_new_model_file_reruns_no_stage_and_an_edit_only_its_users(tmp_path, c
     assert _changed(repo) == {"code"}
     out = _run(repo, "dvc", "repro", *[f"train@{m}" for m in TRAINED])
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    print("dvc repro ran:", sorted(ran))
     assert ran == {"code", "check"}, out
     assert _changed(repo) == set()
 
