@@ -1,237 +1,256 @@
-"""Each stage's code deps in dvc.yaml follow the code: they cover every vaebench module
-the stage's command can import, and name no code the stage never imports.
-
-The closure is computed from the source, never listed by hand: the command's
-subcommand (parsed by ``cli.build_parser``) picks its dispatch function in cli.py;
-every import statement reached from there, at module level or inside a function,
-is followed through the package (imports under ``if TYPE_CHECKING:`` never run and
-are skipped). A module imported anywhere in a reached file counts as reached: the
-closure may be larger than one run's imports, never smaller.
+"""Each stage's code deps follow the code: dvc.yaml names one fingerprint file per stage
+(per model for the per-model stages), written by ``vaebench code`` from the stage's import
+closure (vaebench.codedeps), so a new model file or an edit to one family reruns exactly
+the stages that run that code.
 """
 from __future__ import annotations
 
-import argparse
 import ast
+import json
+import os
 import shlex
-from functools import cache
-from pathlib import Path, PurePosixPath
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from vaebench import cli
+from vaebench import cli, codedeps
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-PACKAGE = "vaebench"
-CLI = SRC / PACKAGE / "cli.py"
+BIN = Path(sys.executable).parent
+MODELS_DIR = "src/vaebench/models"
+PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+SCRATCH = '''from typing import Literal
+
+from vaebench.models.vae import VAE, VAEConfig
 
 
-def module_file(name: str) -> Path | None:
-    """The file of module ``name`` under src/, or None (not a vaebench module, or a
-    name imported from a module rather than a submodule)."""
-    parts = name.split(".")
-    if parts[0] != PACKAGE:
-        return None
-    base = SRC.joinpath(*parts)
-    for path in (base / "__init__.py", base.with_suffix(".py")):
-        if path.is_file():
-            return path
-    return None
+class ScratchConfig(VAEConfig):
+    family: Literal["scratch_vae"] = "scratch_vae"
 
 
-def module_name(path: Path) -> str:
-    rel = path.relative_to(SRC).with_suffix("")
-    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-    return ".".join(parts)
+class Scratch(VAE):
+    Config = ScratchConfig
 
 
-def _is_type_checking(node: ast.AST) -> bool:
-    test = getattr(node, "test", None)
-    return isinstance(node, ast.If) and (
-        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+MODEL = Scratch
+'''
 
 
-def _running_nodes(node: ast.AST):
-    """Every node under ``node`` except those under ``if TYPE_CHECKING:`` (never run)."""
-    for child in ast.iter_child_nodes(node):
-        if _is_type_checking(child):
-            for stmt in child.orelse:
-                yield stmt
-                yield from _running_nodes(stmt)
+def _dispatch() -> dict[str, str]:
+    return {name: p.get_default("func").__name__ for name, p in cli._subcommands().items()}
+
+
+def _fingerprints(families: dict[str, str], src: Path = SRC) -> dict[str, dict]:
+    return codedeps.fingerprints(_dispatch(), families, src)
+
+
+def _files(fp: dict) -> set[str]:
+    return set(fp["files"])
+
+
+def _family_files(src: Path = SRC) -> set[str]:
+    return {f"{MODELS_DIR}/{f}.py" for f in codedeps.family_names(src)}
+
+
+# --- dvc.yaml ---------------------------------------------------------------------------
+
+def _deps(stage: dict) -> list[str]:
+    body = stage.get("do", stage)
+    return [d if isinstance(d, str) else next(iter(d)) for d in body.get("deps", [])]
+
+
+@pytest.mark.parametrize("name", [s for s in PIPELINE if s != "code"])
+def test_each_stage_depends_on_its_own_fingerprint_and_on_no_source_file(name):
+    stage = PIPELINE[name]
+    deps = _deps(stage)
+    assert not [d for d in deps if d.startswith("src/")], f"{name}: hand-written code deps"
+    loop = "${key}" if stage.get("foreach") == "${models}" else "${item}"
+    want = (f"reports/code/{name}/{loop}.json" if name in codedeps.MODEL_STAGES
+            else f"reports/code/{name}.json")
+    assert [d for d in deps if d.startswith("reports/code")] == [want]
+    argv = shlex.split(" ".join(stage.get("do", stage)["cmd"].split()))
+    assert argv[:2] == ["vaebench", codedeps.STAGE_COMMANDS[name]]
+
+
+def test_the_code_stage_hashes_the_package_and_the_models_block():
+    stage = PIPELINE["code"]
+    assert stage["cmd"] == "vaebench code --out reports/code"
+    assert _deps(stage) == ["src/vaebench"] and stage["params"] == ["models"]
+    assert stage["outs"] == [{"reports/code": {"cache": False}}]
+    assert set(PIPELINE) == set(codedeps.STAGE_COMMANDS) | {"code"}
+
+
+# --- the closures ---------------------------------------------------------------------
+
+def test_a_model_stage_runs_its_own_family_and_no_other():
+    fps = _fingerprints({"b": "beta_vae", "a": "ae"})
+    beta, ae = _files(fps["train/b.json"]), _files(fps["train/a.json"])
+    assert {f"{MODELS_DIR}/vae.py", f"{MODELS_DIR}/beta_vae.py", "src/vaebench/train.py",
+            "src/vaebench/cli.py", f"{MODELS_DIR}/__init__.py"} <= beta
+    assert f"{MODELS_DIR}/ae.py" not in beta
+    assert f"{MODELS_DIR}/ae.py" in ae and f"{MODELS_DIR}/vae.py" not in ae
+    assert "src/vaebench/report/stage.py" not in beta     # another subcommand's module
+    assert "src/vaebench/evaluate/disentanglement/_common.py" in _files(fps["disentangle/b.json"])
+
+
+def test_only_check_runs_every_family_and_each_stage_only_what_it_imports():
+    families = codedeps.family_names()
+    assert {"ae", "vae", "miwae", "ciwae", "piwae", "tdvae"} <= set(families)
+    assert "base" not in families and "nets" not in families
+    fps = _fingerprints({f"m_{f}": f for f in families})
+    every = _family_files()
+    assert every <= _files(fps["check.json"])
+    for rel, fp in fps.items():
+        if rel == "check.json":
             continue
-        yield child
-        yield from _running_nodes(child)
+        own = ({p.relative_to(ROOT).as_posix() for p in codedeps.family_closure(fp["family"])}
+               if "family" in fp else set())
+        assert _files(fp) & every == own & every, rel
 
 
-def _dynamic_import(node: ast.AST) -> ast.expr | None:
-    """The module argument of ``importlib.import_module(...)`` / ``__import__(...)``."""
-    if not isinstance(node, ast.Call) or not node.args:
-        return None
-    func = node.func
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    return node.args[0] if name in ("import_module", "__import__") else None
-
-
-def imported_names(tree: ast.AST, package: str) -> set[str]:
-    """Dotted names of the modules (and candidate submodules) ``tree`` imports;
-    ``package`` resolves relative imports. A dynamic import of a constant name counts;
-    one of a computed name cannot be followed (see the test below that forbids it)."""
-    names = set()
-    for node in _running_nodes(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1])
-                base = f"{base}.{node.module}" if node.module else base
-            else:
-                base = node.module
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
-        elif isinstance(arg := _dynamic_import(node), ast.Constant):
-            names.add(arg.value)
-    return names
-
-
-def _with_parents(name: str) -> set[str]:
-    """Importing a.b.c runs a/__init__.py and a/b/__init__.py first."""
-    parts = name.split(".")
-    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-
-
-def closure(start: ast.AST, package: str) -> set[Path]:
-    """Files of every vaebench module reachable from the imports in ``start``."""
-    seen: set[Path] = set()
-    todo = [n for name in imported_names(start, package) for n in _with_parents(name)]
-    while todo:
-        path = module_file(todo.pop())
-        if path is None or path in seen:
-            continue
-        seen.add(path)
-        name = module_name(path)
-        own_package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        tree = ast.parse(path.read_text(), str(path))
-        todo.extend(n for imp in imported_names(tree, own_package) for n in _with_parents(imp))
-    return seen
-
-
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = cli.build_parser()
-    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return action.choices
-
-
-def dispatch_function(cmd: str) -> str:
-    """The cli.py function a stage's ``vaebench <subcommand> ...`` command runs."""
-    argv = shlex.split(cmd)
-    assert argv[0] == "vaebench", f"stage command does not run vaebench: {cmd!r}"
-    return cli.build_parser().parse_args(argv[1:]).func.__name__
-
-
-@cache
-def stage_closure(func: str) -> frozenset[str]:
-    """Paths (relative to the repo root) of the modules subcommand function ``func``
-    can import: cli.py itself, its module level and ``main``'s path, and ``func``,
-    without the other subcommands' functions."""
-    others = {p.get_default("func").__name__ for p in _subcommands().values()} - {func}
-    tree = ast.parse(CLI.read_text(), str(CLI))
-    tree.body = [n for n in tree.body
-                 if not (isinstance(n, ast.FunctionDef) and n.name in others)]
-    files = closure(tree, PACKAGE) | {CLI}
-    for name in _with_parents(module_name(CLI)):
-        files.add(module_file(name))
-    return frozenset(p.relative_to(ROOT).as_posix() for p in files)
-
-
-def _stages() -> list[tuple[str, str, list[str]]]:
-    """(stage, command, code deps under src/) of every stage in dvc.yaml."""
-    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    out = []
-    for name, stage in pipeline["stages"].items():
-        body = stage.get("do", stage)
-        deps = [d if isinstance(d, str) else next(iter(d)) for d in body.get("deps", [])]
-        out.append((name, " ".join(body["cmd"].split()),
-                    [d.rstrip("/") for d in deps if d.startswith("src/")]))
-    return out
-
-
-def _covers(dep: str, file: str) -> bool:
-    return file == dep or PurePosixPath(dep) in PurePosixPath(file).parents
-
-
-def derived_deps(files: frozenset[str], folder: Path = SRC / PACKAGE) -> list[str]:
-    """The shortest dep list naming exactly the modules ``files``: a folder where every
-    module under it is used, else the used files in it and the same for its subfolders."""
-    rel = folder.relative_to(ROOT).as_posix()
-    inside = {p.relative_to(ROOT).as_posix() for p in folder.rglob("*.py")}
-    if inside and inside <= files:
-        return [rel]
-    out = sorted(p.relative_to(ROOT).as_posix() for p in folder.glob("*.py")
-                 if p.relative_to(ROOT).as_posix() in files)
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        out += derived_deps(files, sub)
-    return out
-
-
-def _fix(stage: str, used: frozenset[str]) -> str:
-    return (f"\nthe deps that follow the code, for dvc.yaml's {stage!r}:\n"
-            + "".join(f"      - {d}\n" for d in derived_deps(used)))
-
-
-STAGES = _stages()
-
-
-@pytest.mark.parametrize("stage,cmd,deps", STAGES, ids=[s[0] for s in STAGES])
-def test_code_deps_cover_the_import_closure(stage, cmd, deps):
-    used = stage_closure(dispatch_function(cmd))
-    missing = sorted(f for f in used if not any(_covers(d, f) for d in deps))
-    assert not missing, (f"dvc.yaml stage {stage!r} ({cmd.split()[1]}) imports code that is "
-                         f"not among its deps:\n  " + "\n  ".join(missing) + _fix(stage, used))
-
-
-@pytest.mark.parametrize("stage,cmd,deps", STAGES, ids=[s[0] for s in STAGES])
-def test_no_code_dep_names_a_module_the_stage_never_imports(stage, cmd, deps):
-    """Such a dep reruns the stage for nothing (e.g. a new model file that it never loads)."""
-    used = stage_closure(dispatch_function(cmd))
-    named = {p.relative_to(ROOT).as_posix() for d in deps
-             for p in ([ROOT / d] if d.endswith(".py") else (ROOT / d).rglob("*.py"))}
-    unused = sorted(named - used)
-    assert not unused, (f"dvc.yaml stage {stage!r}: deps name modules the command never "
-                        f"imports:\n  " + "\n  ".join(unused) + _fix(stage, used))
-
-
-def test_the_closure_follows_function_level_and_relative_imports():
-    """The walker itself, on the real code: train's closure holds the module that cli.py's
-    ``_train`` imports inside the function and the parent packages' __init__ files, but
-    not another subcommand's module; disentangle's reaches a file that only relative
-    imports name; imports under ``if TYPE_CHECKING:`` never run and are not followed."""
-    train = stage_closure("_train")
-    assert {"src/vaebench/train.py", "src/vaebench/__init__.py", "src/vaebench/cli.py",
-            "src/vaebench/models/__init__.py"} <= train
-    assert "src/vaebench/report/stage.py" not in train
-    assert "src/vaebench/evaluate/disentanglement/_common.py" in stage_closure("_disentangle")
+def test_the_walker_skips_type_checking_imports_and_follows_constant_dynamic_ones():
     tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                      "    from vaebench import train\nelse:\n    from . import io\n")
-    names = imported_names(tree, "vaebench")
+    names = codedeps.imported_names(tree, "vaebench")
     assert "vaebench.io" in names and "vaebench.train" not in names
     tree = ast.parse("import importlib\ndef f():\n    importlib.import_module('vaebench.runs')\n")
-    assert "vaebench.runs" in imported_names(tree, "vaebench")
+    assert "vaebench.runs" in codedeps.imported_names(tree, "vaebench")
 
 
-def test_every_import_in_the_package_names_its_module():
-    """A module name computed at run time would hide code from the closure above."""
+def test_only_the_registry_imports_a_computed_module_name():
+    """Any other would hide code from the closures; the registry's target (the model's
+    family) is added to each model stage's closure by name."""
     hidden = [f"{path.relative_to(ROOT)}:{node.lineno}"
-              for path in sorted((SRC / PACKAGE).rglob("*.py"))
+              for path in sorted((SRC / "vaebench").rglob("*.py"))
               for node in ast.walk(ast.parse(path.read_text()))
-              if (arg := _dynamic_import(node)) is not None and not isinstance(arg, ast.Constant)]
-    assert not hidden, f"imports of computed module names (the deps test cannot follow): {hidden}"
+              if (arg := codedeps.dynamic_import(node)) is not None
+              and not isinstance(arg, ast.Constant)]
+    assert [h.split(":")[0] for h in hidden] == [f"{MODELS_DIR}/__init__.py"], hidden
 
 
-def test_derived_deps_name_a_folder_only_when_every_module_in_it_is_used():
-    models = {p.relative_to(ROOT).as_posix() for p in (SRC / PACKAGE / "models").rglob("*.py")}
-    one = sorted(models)[0]
-    assert derived_deps(frozenset(models)) == ["src/vaebench/models"]
-    assert derived_deps(frozenset(models - {one})) == sorted(models - {one})
+# --- the fingerprints change iff the code does -----------------------------------------
+
+def test_fingerprints_follow_edits_and_new_family_files(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
+    families = {"b": "beta_vae", "a": "ae"}
+    before = _fingerprints(families, src)
+    (src / "vaebench/models/scratch_vae.py").write_text(SCRATCH)
+    added = _fingerprints(families, src)
+    assert "scratch_vae" in codedeps.family_names(src)
+    assert {k for k in before if added[k] != before[k]} == {"check.json"}
+    vae = src / "vaebench/models/vae.py"
+    vae.write_text(vae.read_text() + "# a comment\n")
+    edited = _fingerprints(families, src)
+    changed = {k for k in added if edited[k] != added[k]}
+    assert changed == {"check.json"} | {f"{s}/b.json" for s in codedeps.MODEL_STAGES}
+
+
+def _code(out: Path, params: Path = ROOT / "params.yaml") -> subprocess.CompletedProcess:
+    script = ("import sys\nfrom vaebench.cli import main\n"
+              f"rc = main(['--params', {str(params)!r}, 'code', '--out', {str(out)!r}])\n"
+              "assert 'torch' not in sys.modules, 'vaebench code imported torch'\n"
+              "sys.exit(rc)\n")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=60)
+
+
+def test_vaebench_code_writes_the_same_bytes_twice_without_torch(tmp_path):
+    runs = []
+    for out in (tmp_path / "one", tmp_path / "two"):
+        proc = _code(out)
+        assert proc.returncode == 0, proc.stderr
+        runs.append({p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*")
+                     if p.is_file()})
+    assert runs[0] == runs[1]
+    models = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]
+    want = {f"{s}/{m}.json" for s in codedeps.MODEL_STAGES for m in models} | {
+        f"{s}.json" for s in codedeps.STAGE_COMMANDS if s not in codedeps.MODEL_STAGES}
+    assert set(runs[0]) == want
+    fp = json.loads(runs[0]["train/mnist_vae.json"])
+    assert fp["family"] == "vae" and f"{MODELS_DIR}/vae.py" in fp["files"]
+
+
+def test_vaebench_code_names_an_unknown_family(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"models": {"m": {"family": "nope"}}}))
+    proc = _code(tmp_path / "out", params)
+    assert proc.returncode == 2
+    assert "models.m.family" in proc.stderr and "'nope'" in proc.stderr and "vae" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# --- in a git + DVC copy of the project --------------------------------------------------
+
+TRAINED = ("mnist_ae", "mnist_beta_vae")   # ae.py does not import vae.py; beta_vae.py does
+
+
+def _run(repo: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    env.pop("DVC_ROOT", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def _only(params: dict, models: tuple[str, ...], dataset: str) -> dict:
+    """The tiny profile, the given models, and only their dataset (fewer stages)."""
+    params["profile"] = "tiny"
+    params["models"] = {m: params["models"][m] for m in models}
+    params["evaluate"] = {s: [m for m in names if m in models]
+                          for s, names in params["evaluate"].items()}
+
+    def keep(node):                  # every `datasets:` block or list, at any depth
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "datasets" and isinstance(value, dict):
+                    node[key] = {k: v for k, v in value.items() if k == dataset}
+                elif key == "datasets" and isinstance(value, list):
+                    node[key] = [d for d in value if d == dataset]
+                else:
+                    keep(value)
+    keep(params)
+    return params
+
+
+def _changed(repo: Path) -> set[str]:
+    status = json.loads(_run(repo, "dvc", "status", "--json", "--with-deps",
+                             *[f"train@{m}" for m in TRAINED]) or "{}")
+    print("dvc status:", json.dumps(status, indent=1))     # the evidence, with pytest -s
+    return set(status)
+
+
+@pytest.mark.slow
+def test_a_new_model_file_reruns_no_stage_and_an_edit_only_its_users(tmp_path, copy_project):
+    repo = copy_project(tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(_only(params, TRAINED, "mnist"),
+                                                     sort_keys=False))
+    (repo / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    _run(repo, "git", "init", "-q")
+    _run(repo, "dvc", "init", "-q")
+    _run(repo, "dvc", "repro", *[f"train@{m}" for m in TRAINED])
+    assert _changed(repo) == set()
+
+    # (a) a new family file: only `code` sees it; rerunning, only `check` (which loads
+    # every family) follows, and no training
+    (repo / MODELS_DIR / "scratch_vae.py").write_text(SCRATCH)
+    assert _changed(repo) == {"code"}
+    out = _run(repo, "dvc", "repro", *[f"train@{m}" for m in TRAINED])
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    print("dvc repro ran:", sorted(ran))
+    assert ran == {"code", "check"}, out
+    assert _changed(repo) == set()
+
+    # (b) an edit to vae.py: the stages that run it, and no other
+    vae = repo / MODELS_DIR / "vae.py"
+    vae.write_text(vae.read_text() + "# an edit\n")
+    _run(repo, "dvc", "repro", "code")
+    assert _changed(repo) == {"check", "train@mnist_beta_vae"}

@@ -67,6 +67,28 @@ def _check(args, cfg):
         io.write_json(args.out, {"valid": True})
 
 
+def _code(args, cfg):
+    """Runs without a validated config (no torch): reads params only for model -> family."""
+    import yaml
+
+    from vaebench import codedeps
+    try:
+        raw = yaml.load(args.params.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError) as err:
+        raise codedeps.CodeDepsError(f"--params {args.params}: cannot read: {err}") from err
+    models = raw.get("models") if isinstance(raw, dict) else None
+    families = codedeps.model_families(models, str(args.params))
+    dispatch = {name: p.get_default("func").__name__ for name, p in _subcommands().items()}
+    written = codedeps.write_fingerprints(args.out, codedeps.fingerprints(dispatch, families))
+    print(f"code fingerprints: {len(written)} files in {args.out}")
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in build_parser()._actions
+                 if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaebench", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -155,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate params.yaml and exit")
     p.add_argument("--out", type=Path, help="write this (constant) file when params are valid")
     p.set_defaults(func=_check)
+
+    p = sub.add_parser("code", help="write each stage's code fingerprint (its import closure's "
+                                    "files and their md5), the deps of dvc.yaml's stages")
+    p.add_argument("--out", type=Path, required=True, help="folder, reports/code")
+    p.set_defaults(func=_code, config=False)
     return parser
 
 
@@ -183,6 +210,14 @@ def _fast_exit() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "config", True):   # `code`: reads sources only, imports no torch
+        from vaebench.codedeps import CodeDepsError
+        try:
+            args.func(args, None)
+        except CodeDepsError as err:
+            print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)
+            return 2
+        return 0
     from vaebench.config import load_config
     errors = _errors()
     try:

@@ -13,7 +13,7 @@ from vaebench.data.base import PreparedData
 from vaebench.models import build_model, validate_model_config
 from vaebench.models.base import LossTerms
 from vaebench.models.iwae import iw_bound
-from vaebench.models.tighter_bounds import miwae_bound
+from vaebench.models.miwae import miwae_bound
 from vaebench.train import fit
 
 SHAPE = (1, 28, 28)

@@ -1,63 +1,46 @@
 """Model registry: the ``family`` of a ``models.<name>`` block -> its class.
 
-To add a variant: write one file with its config and class, add it here, and
-add a block to params.yaml.
+The registry is the package: family ``x`` is the module ``vaebench.models.x``, which
+names its class in a module-level ``MODEL = ClassName``. To add a variant: write that one
+file and add a block to params.yaml. A family is imported on first use, so a stage loads
+(and its code fingerprint, ``vaebench code``, names) only the family it runs.
 """
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
-from vaebench.models.ae import AE
-from vaebench.models.annealed_vae import AnnealedVAE
+from vaebench.codedeps import family_names
 from vaebench.models.base import LossTerms, Model, ModelConfig
-from vaebench.models.beta_tc_vae import BetaTCVAE
-from vaebench.models.beta_vae import BetaVAE
-from vaebench.models.dip_vae import DIPVAE
-from vaebench.models.factor_vae import FactorVAE
-from vaebench.models.info_vae import InfoVAE
-from vaebench.models.iwae import IWAE
-from vaebench.models.linear_vae import LinearVAE
-from vaebench.models.ppca import PPCA
-from vaebench.models.rae import RAE
-from vaebench.models.svi_vae import SVIVAE
-from vaebench.models.tighter_bounds import CIWAE, MIWAE, PIWAE
-from vaebench.models.cae import CAE
-from vaebench.models.dae import DAE
-from vaebench.models.ksparse_ae import KSparseAE
-from vaebench.models.sparse_ae import SparseAE
-from vaebench.models.tdvae import TDVAE
-from vaebench.models.vae import VAE
-from vaebench.models.vqvae import VQVAE
-from vaebench.models.vqvae2 import VQVAE2
-from vaebench.models.wae import WAE
 from vaebench.schema import ConfigError, validate
 
-MODELS: dict[str, type[Model]] = {
-    "ae": AE,
-    "dae": DAE,
-    "sparse_ae": SparseAE,
-    "ksparse_ae": KSparseAE,
-    "cae": CAE,
-    "wae": WAE,
-    "rae": RAE,
-    "vae": VAE,
-    "beta_vae": BetaVAE,
-    "beta_tc_vae": BetaTCVAE,
-    "dip_vae": DIPVAE,
-    "factor_vae": FactorVAE,
-    "annealed_vae": AnnealedVAE,
-    "info_vae": InfoVAE,
-    "svi_vae": SVIVAE,
-    "iwae": IWAE,
-    "miwae": MIWAE,
-    "ciwae": CIWAE,
-    "piwae": PIWAE,
-    "linear_vae": LinearVAE,
-    "ppca": PPCA,
-    "vqvae": VQVAE,
-    "vqvae2": VQVAE2,
-    "tdvae": TDVAE,
-}
+
+class _Registry(Mapping[str, type[Model]]):
+    """Read-only family -> class; lists the family modules without importing them."""
+
+    @cached_property
+    def _names(self) -> tuple[str, ...]:
+        return tuple(family_names())
+
+    def __getitem__(self, family: str) -> type[Model]:
+        if family not in self._names:
+            raise KeyError(family)
+        # a computed name on purpose: codedeps adds the family's closure per stage
+        return importlib.import_module(f"{__name__}.{family}").MODEL
+
+    def __contains__(self, family: object) -> bool:
+        return family in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+MODELS: Mapping[str, type[Model]] = _Registry()
 
 
 def validate_model_config(name: str, block: Any) -> ModelConfig:

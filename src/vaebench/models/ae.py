@@ -182,3 +182,6 @@ class AE(Model):
             if prior is not None:
                 out["expost_code_logpdf"] = float(prior.log_prob(codes).mean())
         return out
+
+
+MODEL = AE

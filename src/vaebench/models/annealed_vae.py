@@ -48,3 +48,6 @@ class AnnealedVAE(VAE):
         loss = recon.mean() + self.kl_anneal * self.cfg.capacity_weight * (kl.mean() - c).abs()
         return LossTerms(loss, {"recon": recon.mean(), "kl": kl.mean(),
                                 "elbo": -(recon + kl).mean(), "capacity": kl.new_tensor(c)})
+
+
+MODEL = AnnealedVAE

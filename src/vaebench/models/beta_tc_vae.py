@@ -131,3 +131,6 @@ class BetaTCVAE(VAE):
                                 "elbo": -(recon + kl).mean(), "mi": seen["mi"].mean(),
                                 "tc": seen["tc"].mean(), "dwkl": seen["dwkl"].mean()})
 
+
+
+MODEL = BetaTCVAE

@@ -27,3 +27,6 @@ class BetaVAE(VAE):
 
     def kl_weight_at(self, step):
         return self.cfg.kl_weight * self.kl_anneal
+
+
+MODEL = BetaVAE

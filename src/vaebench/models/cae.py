@@ -68,3 +68,6 @@ class CAE(AE):
         jac = self.contraction(x[:m], z[:m])                          # (m,)
         return LossTerms(recon.mean() + self.cfg.contraction_weight * jac.mean(),
                          {"recon": recon.mean(), "jacobian_sq_norm": jac.mean()})
+
+
+MODEL = CAE

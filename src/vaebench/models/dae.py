@@ -63,3 +63,6 @@ class DAE(AE):
                               for c in x.split(1000)])
         out["denoise_recon_nats"] = float(nats.mean())
         return out
+
+
+MODEL = DAE

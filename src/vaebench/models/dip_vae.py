@@ -74,3 +74,6 @@ class DIPVAE(VAE):
         out = self.elbo_loss(q, x, step)
         penalty = self.penalty(q)
         return LossTerms(out.loss + penalty, {**out.terms, "dip_penalty": penalty})
+
+
+MODEL = DIPVAE

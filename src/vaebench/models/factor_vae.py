@@ -128,3 +128,6 @@ class FactorVAE(VAE):
         cfg = self.cfg
         return ({"lr": cfg.discriminator_lr, "betas": tuple(cfg.discriminator_betas)}
                 if group == "discriminator" else {})
+
+
+MODEL = FactorVAE

@@ -64,3 +64,6 @@ class InfoVAE(VAE):
         mmd = mmd_to_standard_normal(q.rsample(), cfg.kernel, cfg.kernel_sigma)
         weight = cfg.kl_reduction + cfg.mmd_weight - 1
         return LossTerms(out.loss + weight * mmd, {**out.terms, "mmd": mmd})
+
+
+MODEL = InfoVAE

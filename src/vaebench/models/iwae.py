@@ -83,3 +83,6 @@ class IWAE(VAE):
         vlb = self.objective(log_w)                         # (B,)
         loss = -(vlb if trained is log_w else self.objective(trained)).mean()
         return LossTerms(loss, {"vlb": vlb.mean(), **self.elbo_terms(log_px_z, log_w)})
+
+
+MODEL = IWAE

@@ -47,3 +47,6 @@ class KSparseAE(AE):
 
     def code(self, x):
         return keep_top_k(self.encoder(x), self.cfg.kept)
+
+
+MODEL = KSparseAE

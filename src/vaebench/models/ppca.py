@@ -82,3 +82,6 @@ class PPCA(LinearVAE):
         terms = super().loss(x, step).terms
         log_px = self.exact_log_prob(x).mean()
         return LossTerms(-log_px, {**terms, "log_px": log_px})
+
+
+MODEL = PPCA

@@ -52,3 +52,6 @@ class RAE(AE):
         dec_sq = self.decoder_sq_norm()
         return LossTerms(recon + self.cfg.code_weight * code_sq + self.cfg.decoder_weight * dec_sq,
                          {"recon": recon, "code_sq_norm": code_sq, "decoder_sq_norm": dec_sq})
+
+
+MODEL = RAE

@@ -81,3 +81,6 @@ class SparseAE(AE):
         sparsity = sum(sparsity_penalty(a, self.cfg.sparsity_target) for a in layers)
         return LossTerms(recon.mean() + self.cfg.sparsity_weight * sparsity,
                          {"recon": recon.mean(), "sparsity_kl": sparsity})
+
+
+MODEL = SparseAE

@@ -123,3 +123,6 @@ class SVIVAE(VAE):
             return super().loss(x, step)
         self.step_rows(x, index)
         return self.elbo_loss(diagonal_gaussian(self.lam[index]), x, step)
+
+
+MODEL = SVIVAE

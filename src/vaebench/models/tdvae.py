@@ -190,3 +190,6 @@ class TDVAE(Model):
     def figures(self, x, out_dir):
         from vaebench.models.tdvae_eval import save_rollout_figure
         return [save_rollout_figure(self, x, Path(out_dir) / "rollouts.png")]
+
+
+MODEL = TDVAE

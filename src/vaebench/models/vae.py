@@ -118,3 +118,6 @@ class VAE(Model):
 
     def diagnostics(self, x):
         return estimator_variances(self, x, self.cfg.grad_var_repeats)
+
+
+MODEL = VAE

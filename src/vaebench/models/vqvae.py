@@ -163,3 +163,6 @@ class VQVAE(Model):
             out[f"perplexity{name}"] = float(torch.exp(-(p * torch.log(p + 1e-10)).sum()))
             out[f"usage{name}"] = float((c > 0).float().mean())
         return out
+
+
+MODEL = VQVAE

@@ -72,3 +72,6 @@ class VQVAE2(VQVAE):
     def decoder_logits(self, grids):
         top, bottom = grids
         return self.decoder["main"](torch.cat([self.decoder["up"](top), bottom], 1))
+
+
+MODEL = VQVAE2

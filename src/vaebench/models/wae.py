@@ -46,3 +46,6 @@ class WAE(AE):
         recon = self.recon(z, x).mean()
         mmd = mmd_to_standard_normal(z, self.cfg.kernel, self.cfg.kernel_sigma)
         return LossTerms(recon + self.cfg.mmd_weight * mmd, {"recon": recon, "mmd": mmd})
+
+
+MODEL = WAE
