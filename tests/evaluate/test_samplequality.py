@@ -44,7 +44,7 @@ def test_stage_rejects_a_model_that_cannot_sample_before_any_work(tiny_params, t
 def test_a_model_without_a_fitted_prior_is_named_when_it_returns_no_samples():
     mcfg = validate_model_config("my_ae", {"family": "ae", "dataset": "mnist",
                                            "backbone": "mlp", "latent_dim": 2})
-    ae = build_model(mcfg, (1, 28, 28))          # ex-post mixture not fitted: prior() is None
+    ae = build_model(mcfg, (1, 28, 28))          # ex-post mixture not fitted: prior() raises
     with pytest.raises(ConfigError, match="model 'my_ae' returned no samples"):
         generate(ae, "my_ae", 4, 2, 0, torch.device("cpu"))
 

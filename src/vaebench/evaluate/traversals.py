@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaebench.models.capabilities import LatentPrior
+
 
 def latent_reference(prior, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(centre (D,), scale (D,), where from): the prior's mean and stddev, or the codes'."""
@@ -43,7 +45,8 @@ def traversal_images(model, x: torch.Tensor, n_steps: int, limit: float,
                      reference_codes: torch.Tensor) -> tuple[np.ndarray, dict]:
     """Decoded traversals of every test image in x (n, C, H, W) -> (n, D, S, H, W)."""
     z = model.represent(x)                                          # (n, D)
-    centre, scale, source = latent_reference(model.prior(), reference_codes)
+    prior = model.prior() if isinstance(model, LatentPrior) else None
+    centre, scale, source = latent_reference(prior, reference_codes)
     rows = []
     for zi in z:
         codes = traversal_codes(zi, centre, scale, n_steps, limit)  # (D, S, D)
