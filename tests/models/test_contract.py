@@ -99,8 +99,9 @@ def _assert_the_declared_capabilities_work(model, x) -> None:
         assert lp.shape == (len(x),) and torch.isfinite(lp).all()
 
 
-# the capability method each mixin asks for (its abstract methods)
-ASKED_BY = {name: cap for cap in CAPABILITIES for name in cap.__dict__.get("__abstractmethods__", ())}
+# the capability method each mixin asks for (the abstract methods it defines itself)
+ASKED_BY = {name: cap for cap in CAPABILITIES for name, member in vars(cap).items()
+            if getattr(member, "__isabstractmethod__", False)}
 
 
 def test_each_family_declares_what_it_implements_and_implements_what_it_declares(family):
@@ -153,3 +154,70 @@ def test_the_probe_rule_sees_each_kind_of_probe():
               "ok = isinstance(model, Generative) and getattr(module, 'default_generators', None)\n")
     assert probes(source) == ["1: hasattr(model, 'sample')",
                               "1: getattr(self.model, 'prior', None)", "2: .needs_index"]
+
+
+def _assert_the_loss_trains_every_stepped_parameter(model) -> None:
+    """Every parameter the training loop steps (``optim_groups`` of a ``trainable``
+    model) has a finite, nonzero gradient of the loss; a parameter it does not step
+    (an ex-post code prior, a closed-form fit) must be fitted by ``after_fit``."""
+    stepped = ({id(p) for group in model.optim_groups().values() for p in group}
+               if model.trainable else set())
+    named = dict(model.named_parameters())
+    assert stepped <= {id(p) for p in named.values()}
+    assert stepped or not model.trainable, "a trainable model with nothing to optimise"
+    dead = [n for n, p in named.items() if id(p) in stepped
+            and (p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0)]
+    assert not dead, f"stepped parameters the loss does not reach (or NaN/zero gradient): {dead}"
+    assert all(torch.isfinite(p.grad).all() for p in named.values() if p.grad is not None)
+    unstepped = [n for n, p in named.items() if id(p) not in stepped]
+    assert not unstepped or type(model).after_fit is not Model.after_fit, (
+        f"parameters neither optimised by the loop nor fitted after it: {unstepped}")
+
+
+def test_vae_kl_is_the_closed_form_of_seed_000():
+    """KL(N(mu, sigma^2) || N(0, 1)) = 1/2 sum [sigma^2 + mu^2 - 1 - log sigma^2]."""
+    torch.manual_seed(0)
+    model = build_model(_config("vae"), SHAPES["mlp"])
+    x = torch.rand(5, *SHAPES["mlp"]).round()
+    q = model.encode(x)
+    mu, var = q.mean, q.variance
+    by_hand = 0.5 * (var + mu ** 2 - 1 - var.log()).sum(-1)
+    out = model.loss(x, 0)
+    assert torch.allclose(out.terms["kl"], by_hand.mean(), atol=1e-5)
+    assert torch.allclose(out.terms["elbo"], -(out.terms["recon"] + out.terms["kl"]))
+
+
+def test_beta_vae_weights_the_kl_term_by_beta():
+    torch.manual_seed(0)
+    model = build_model(_config("beta_vae", beta=6.0), SHAPES["mlp"])
+    x = torch.rand(4, *SHAPES["mlp"]).round()
+    torch.manual_seed(1)
+    out = model.loss(x, 0)
+    assert torch.allclose(out.loss, out.terms["recon"] + 6.0 * out.terms["kl"], atol=1e-4)
+
+
+def test_ae_loss_is_bernoulli_cross_entropy():
+    torch.manual_seed(0)
+    model = build_model(_config("ae"), SHAPES["mlp"])
+    x = torch.rand(4, *SHAPES["mlp"]).round()
+    logits = model.decoder(model.encoder(x))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum") / 4
+    assert torch.allclose(model.loss(x, 0).loss, bce, atol=1e-3)
+
+
+def test_mlp_backbone_is_the_iwae_architecture():
+    model = build_model(_config("vae"), SHAPES["mlp"])
+    linear = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(784, 200), (200, 200), (200, 8)]
+    assert any(isinstance(m, torch.nn.Tanh) for m in model.encoder)
+
+
+def test_conv64_rejects_other_image_sizes():
+    with pytest.raises(ValueError, match="conv64' needs 64x64"):
+        build_model(_config("vae", "conv64"), (1, 28, 28))
+
+
+def test_standard_normal_prior_log_density():
+    model = build_model(_config("vae"), SHAPES["mlp"])
+    z = torch.zeros(1, 4)
+    assert torch.allclose(model.prior().log_prob(z), torch.tensor([-2 * math.log(2 * math.pi)]))
