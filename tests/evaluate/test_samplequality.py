@@ -58,9 +58,10 @@ def test_reconstructions_take_the_test_images_as_the_model_saw_them_in_training(
     from types import SimpleNamespace
 
     from vaebench.evaluate import samplequality as sq
+    from vaebench.models.capabilities import Generative
     seen = []
 
-    class Model:
+    class Model(Generative):
         cfg = SimpleNamespace(binarize=binarize)
 
         def reconstruct(self, x):
