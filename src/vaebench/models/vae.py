@@ -108,9 +108,11 @@ class VAE(Probabilistic, Model):
         family's estimator (``expected``) on the samples of the reconstruction term.
 
         ``penalty(z)`` maps codes (S, B, D) to (total (S, B), {name: part (S, B)}): a
-        Monte Carlo KL, or terms that couple the batch through q of every example
-        (beta-TCVAE's minibatch estimates of q(z)). The parts are logged; ``kl`` is the
-        part of that name, else the KL of q. Returns the terms recon, kl, elbo, parts.
+        Monte Carlo KL, or terms that couple the batch through every example's q(z|x_j)
+        (beta-TCVAE's minibatch estimates of q(z)). Example i's total may depend on its
+        own codes z_i only, as the estimators differentiate each example's term through
+        its own samples. The parts are logged; ``kl`` is the part of that name, else the
+        KL of q. Returns the terms recon, kl, elbo and the parts.
         """
         weight, seen = self.kl_weight_at(step), {}
 
