@@ -16,6 +16,7 @@ import torch
 
 from vaebench.data.base import PreparedData
 from vaebench.models import build_model, validate_model_config
+from vaebench.models.capabilities import PerDatapoint
 
 SHAPE = (1, 28, 28)
 VARIANTS = {
@@ -54,7 +55,8 @@ def seconds_per_step(model, data: PreparedData, steps: int, batch: int = 64) -> 
             t0 = time.perf_counter()
         idx = idx_all[(i * batch) % (len(idx_all) - batch):][:batch]
         x = data.train_batch(idx, True)
-        out = model.loss(x, i, **({"index": idx} if model.needs_index else {}))
+        out = (model.training_loss(x, i, idx) if isinstance(model, PerDatapoint)
+               else model.loss(x, i))
         for o in opts.values():
             o.zero_grad(set_to_none=True)
         out.loss.backward()

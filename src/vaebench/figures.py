@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vaebench import io  # noqa: E402
+from vaebench.models.capabilities import Generative  # noqa: E402
 
 
 def _as_images(x: torch.Tensor) -> np.ndarray:
@@ -61,8 +62,8 @@ def model_figures(model, x_test: torch.Tensor, out_dir: str | Path, name: str,
                              [("input", x), ("recon.", model.reconstruct(x))],
                              f"{name}: test inputs and reconstructions")]
     torch.manual_seed(seed)
-    samples = model.sample(2 * n)
-    if samples is not None:
+    if isinstance(model, Generative):
+        samples = model.sample(2 * n)
         paths.append(save_image_rows(out_dir / "samples.png",
                                      [("", samples[:n]), ("", samples[n:])],
                                      f"{name}: samples (decoder means at z ~ prior)"))

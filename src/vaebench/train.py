@@ -3,7 +3,8 @@
 Every family trains here: Adam, minibatches sliced from tensors that already
 sit on the device, the model's ``loss`` as the only objective. A variant that
 needs more (alternating theta/phi updates, an ex-post density) says so through
-the hooks of :class:`vaebench.models.base.Model`, never through checks here.
+the hooks of :class:`vaebench.models.base.Model` and the capabilities it declares
+(:mod:`vaebench.models.capabilities`), never through attribute probes here.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from vaebench.config import ConfigError, Params
 from vaebench.data import PreparedData, load_prepared
 from vaebench.devices import describe, resolve_device, seed_everything
 from vaebench.models import MODELS, Model, build_model
+from vaebench.models.capabilities import ClosedForm, PerDatapoint
 from vaebench.runs import timestamp
 from vaebench.sections.train import TrainConfig
 from vaebench.stats import summarise
@@ -79,7 +81,10 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
     gen = torch.Generator(device=data.device)
     gen.manual_seed(seed)
     model.before_fit(data, binarize)
-    epochs = epochs if model.trainable else 0    # closed-form models are fitted in after_fit
+    epochs = 0 if isinstance(model, ClosedForm) else epochs   # fitted in after_fit
+    # per-datapoint state: training passes the examples' positions; inference on new
+    # data is an optimisation, so the test terms wait for the last epoch
+    per_datapoint = isinstance(model, PerDatapoint)
     groups = model.optim_groups() if epochs else {}
     opts = {name: torch.optim.Adam(params, **{"lr": cfg.lr, **ADAM_OPTIONS,
                                               **model.optim_options(name)})
@@ -99,7 +104,8 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
             x = data.train_batch(idx, binarize, gen)
             model.kl_anneal = min(1.0, (step + 1) / warmup) if warmup else 1.0
             try:
-                out = model.loss(x, step, **({"index": idx} if model.needs_index else {}))
+                out = (model.training_loss(x, step, idx) if per_datapoint
+                       else model.loss(x, step))
             except ValueError as err:   # torch.distributions refuses NaN / inf parameters
                 if not _distribution_refused(model, err):
                     raise
@@ -121,7 +127,7 @@ def fit(model: Model, data: PreparedData, cfg: TrainConfig, *, epochs: int, seed
         history.append({"epoch": epoch, "step": step, "seconds": seconds,
                         "examples_per_s": n / seconds, "train": train_row,
                         "test": evaluate_terms(model, x_test, cfg.eval_batch_size, step)
-                        if model.eval_every_epoch or epoch == epochs else {}})
+                        if not per_datapoint or epoch == epochs else {}})
         bar.set_postfix(loss=f"{train_row['loss']:.2f}")
     model.kl_anneal = 1.0
     t0 = time.perf_counter()
@@ -163,8 +169,8 @@ def train_stage(cfg: Params, name: str, data_dir: Path, out_dir: Path, metrics_p
     if data.meta["dataset"] != mcfg.dataset:
         raise ConfigError(f"models.{name}.dataset is {mcfg.dataset!r} but {data_dir} holds "
                           f"{data.meta['dataset']!r}")
-    # closed-form models (``trainable = False``) run no epochs; record what actually ran
-    epochs = tcfg.epochs_for(mcfg.dataset) if MODELS[mcfg.family].trainable else 0
+    # closed-form models run no epochs; record what actually ran
+    epochs = 0 if issubclass(MODELS[mcfg.family], ClosedForm) else tcfg.epochs_for(mcfg.dataset)
     per_seed = {}
     with io.atomic_dir(out_dir, MODEL_FILES) as out_tmp, \
             io.atomic_dir(plots_dir, CURVE_FILES) as plots_tmp:

@@ -44,7 +44,7 @@ def test_stage_rejects_a_model_that_cannot_sample_before_any_work(tiny_params, t
 def test_a_model_without_a_fitted_prior_is_named_when_it_returns_no_samples():
     mcfg = validate_model_config("my_ae", {"family": "ae", "dataset": "mnist",
                                            "backbone": "mlp", "latent_dim": 2})
-    ae = build_model(mcfg, (1, 28, 28))          # ex-post mixture not fitted: prior() is None
+    ae = build_model(mcfg, (1, 28, 28))          # ex-post mixture not fitted: prior() raises
     with pytest.raises(ConfigError, match="model 'my_ae' returned no samples"):
         generate(ae, "my_ae", 4, 2, 0, torch.device("cpu"))
 
@@ -58,9 +58,10 @@ def test_reconstructions_take_the_test_images_as_the_model_saw_them_in_training(
     from types import SimpleNamespace
 
     from vaebench.evaluate import samplequality as sq
+    from vaebench.models.capabilities import Generative
     seen = []
 
-    class Model:
+    class Model(Generative):
         cfg = SimpleNamespace(binarize=binarize)
 
         def reconstruct(self, x):

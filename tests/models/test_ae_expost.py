@@ -10,6 +10,7 @@ from sklearn.mixture import GaussianMixture
 from vaebench.data import PreparedData
 from vaebench.models import build_model, validate_model_config
 from vaebench.models.ae import active_fraction
+from vaebench.models.capabilities import NotFitted
 from vaebench.models.jacobian import jacobian_frobenius
 from vaebench.checkpoints import load_checkpoint, save_checkpoint
 
@@ -47,7 +48,9 @@ def test_prior_is_the_fitted_mixture_with_sklearn_log_densities(covariance):
 def test_after_fit_turns_the_autoencoder_into_a_sampler_and_the_checkpoint_keeps_it(
         family, tmp_path):
     model = _model(family)
-    assert model.prior() is None and model.sample(2) is None      # nothing fitted yet
+    for nothing_fitted_yet in (model.prior, lambda: model.sample(2)):
+        with pytest.raises(NotFitted, match="after_fit"):
+            nothing_fitted_yet()
     torch.manual_seed(1)
     model.after_fit(_data(), binarize=True)
     prior = model.prior()

@@ -1,8 +1,10 @@
 """The common interface, checked for every registered family, plus closed forms."""
 from __future__ import annotations
 
+import ast
 import math
 import typing
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +13,8 @@ from torch.distributions import Distribution
 from vaebench.data.base import PreparedData
 from vaebench.models import MODELS, build_model, validate_model_config
 from vaebench.models.base import Model
+from vaebench.models.capabilities import (CAPABILITIES, ClosedForm, ExactLikelihood, Generative,
+                                          LatentPrior, NotFitted, PerDatapoint)
 
 SHAPES = {"mlp": (1, 28, 28), "conv64": (1, 64, 64)}
 FRAMES = {"tdvae": 12}   # sequence families: time on the channel axis
@@ -62,17 +66,94 @@ def test_interface_shapes_and_gradients(family, backbone):
     assert isinstance(px, Distribution)
     assert px.log_prob(x).shape == (3,)
     assert model.reconstruct(x).shape == x.shape
-    # the loss as the training loop calls it (models.base.Model.needs_index)
-    out = model.loss(x, step=0, **({"index": torch.arange(3)} if model.needs_index else {}))
+    # the loss as the training loop calls it (per-datapoint state: with the positions)
+    out = (model.training_loss(x, 0, torch.arange(3)) if isinstance(model, PerDatapoint)
+           else model.loss(x, 0))
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     assert all(torch.isfinite(v) for v in out.terms.values())
     out.backward(model.optim_groups())     # as the training loop does (per-group objectives)
     _assert_the_loss_trains_every_stepped_parameter(model)
-    if model.probabilistic:
-        assert model.prior() is not None
-    samples = model.sample(5)
-    if model.probabilistic or samples is not None:
-        assert samples.shape == (5, *shape)
+    _assert_the_declared_capabilities_work(model, x)
+
+
+def _fitted_after_training(call):
+    """``call()``, or None where it needs the state ``after_fit`` fits (an ex-post prior)."""
+    try:
+        return call()
+    except NotFitted:
+        return None
+
+
+def _assert_the_declared_capabilities_work(model, x) -> None:
+    """What each declared capability promises, on the inputs of the interface test."""
+    if isinstance(model, LatentPrior):
+        prior = _fitted_after_training(model.prior)
+        assert prior is None or (isinstance(prior, Distribution)
+                                 and prior.sample((2,)).shape == (2, model.code_dim))
+    if isinstance(model, Generative):
+        samples = _fitted_after_training(lambda: model.sample(5))
+        assert samples is None or samples.shape == (5, *x.shape[1:])
+        assert samples is not None or type(model).after_fit is not Model.after_fit
+    if isinstance(model, ExactLikelihood):
+        lp = model.exact_log_prob(x)
+        assert lp.shape == (len(x),) and torch.isfinite(lp).all()
+
+
+# the capability method each mixin asks for (the abstract methods it defines itself)
+ASKED_BY = {name: cap for cap in CAPABILITIES for name, member in vars(cap).items()
+            if getattr(member, "__isabstractmethod__", False)}
+
+
+def test_each_family_declares_what_it_implements_and_implements_what_it_declares(family):
+    """A declared capability's methods exist (the mixin stays abstract otherwise); a
+    capability method without its mixin would never be called by the loop or a stage;
+    mixins come before Model in the bases, so Model's old flag aliases never shadow them."""
+    cls = MODELS[family]
+    assert not cls.__abstractmethods__, f"{family} declares but lacks {set(cls.__abstractmethods__)}"
+    assert set(ASKED_BY) == {"sample", "prior", "exact_log_prob", "training_loss"}
+    for name, cap in ASKED_BY.items():
+        if callable(getattr(cls, name, None)):
+            assert issubclass(cls, cap), f"{family} defines {name} but not {cap.__name__}"
+    mro = cls.__mro__
+    for cap in CAPABILITIES:
+        if issubclass(cls, cap):
+            assert mro.index(cap) < mro.index(Model), f"{family}: {cap.__name__} after Model"
+
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "vaebench"
+# the class flags the capabilities replaced
+OLD_FLAGS = {"probabilistic", "trainable", "needs_index", "eval_every_epoch", "image_inputs",
+             "amortised"}
+
+
+def probes(source: str) -> list[str]:
+    """hasattr/getattr calls on a model, and reads of an old flag, in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("hasattr", "getattr") and node.args
+                and "model" in ast.unparse(node.args[0]).lower()):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+        if isinstance(node, ast.Attribute) and node.attr in OLD_FLAGS:
+            found.append(f"{node.lineno}: .{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("path", ["train.py", "figures.py", "evaluate", "sections", "config.py"])
+def test_the_loop_and_stages_test_capabilities_and_probe_nothing(path):
+    """No hasattr/getattr on a model and no old flag read in the training loop, the
+    figures and the evaluation stages: they use isinstance on the capabilities."""
+    files = [SRC / path] if path.endswith(".py") else sorted((SRC / path).rglob("*.py"))
+    found = [f"{f.relative_to(SRC)}:{hit}" for f in files for hit in probes(f.read_text())]
+    assert files and not found, found
+
+
+def test_the_probe_rule_sees_each_kind_of_probe():
+    source = ("if hasattr(model, 'sample') or getattr(self.model, 'prior', None):\n"
+              "    out = model.loss(x, step, **({'index': i} if model.needs_index else {}))\n"
+              "ok = isinstance(model, Generative) and getattr(module, 'default_generators', None)\n")
+    assert probes(source) == ["1: hasattr(model, 'sample')",
+                              "1: getattr(self.model, 'prior', None)", "2: .needs_index"]
 
 
 def _assert_the_loss_trains_every_stepped_parameter(model) -> None:
@@ -80,10 +161,10 @@ def _assert_the_loss_trains_every_stepped_parameter(model) -> None:
     model) has a finite, nonzero gradient of the loss; a parameter it does not step
     (an ex-post code prior, a closed-form fit) must be fitted by ``after_fit``."""
     stepped = ({id(p) for group in model.optim_groups().values() for p in group}
-               if model.trainable else set())
+               if not isinstance(model, ClosedForm) else set())
     named = dict(model.named_parameters())
     assert stepped <= {id(p) for p in named.values()}
-    assert stepped or not model.trainable, "a trainable model with nothing to optimise"
+    assert stepped or isinstance(model, ClosedForm), "a trainable model with nothing to optimise"
     dead = [n for n, p in named.items() if id(p) in stepped
             and (p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0)]
     assert not dead, f"stepped parameters the loss does not reach (or NaN/zero gradient): {dead}"

@@ -7,6 +7,7 @@ from torch.distributions import MixtureSameFamily
 
 from vaebench.models import build_model, validate_model_config
 from vaebench.models.base import PointMass
+from vaebench.models.capabilities import NotFitted
 
 SHAPE = (1, 28, 28)
 
@@ -58,7 +59,10 @@ def test_samples_come_from_the_ex_post_mixture():
     """No prior until after_fit fits the mixture (here: set by hand, K = 2 at +-3)."""
     torch.manual_seed(0)
     model = _model(expost_components=2)
-    assert model.prior() is None and model.sample(3) is None
+    with pytest.raises(NotFitted, match="after_fit"):
+        model.prior()
+    with pytest.raises(NotFitted):
+        model.sample(3)
     model.expost_means.copy_(torch.tensor([[3.0] * 4, [-3.0] * 4]))
     model.expost_fitted.fill_(True)
     assert isinstance(model.prior(), MixtureSameFamily)

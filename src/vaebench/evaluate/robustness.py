@@ -84,6 +84,7 @@ from vaebench.corruptions import CORRUPTIONS
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.attacks import (code_distance, has_kl, input_differentiable,
                                        latent_objective, output_objective, pgd)
+from vaebench.models.capabilities import Probabilistic
 from vaebench.models.jacobian import jacobian_frobenius
 from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
 from vaebench.sections.robustness import RobustnessConfig
@@ -113,8 +114,8 @@ def _seeded(device: torch.device, seed: int):
 
 
 def is_variational(model) -> bool:
-    """Probabilistic model with a prior: its ELBO can be evaluated."""
-    return bool(model.probabilistic) and model.prior() is not None
+    """Probabilistic model (q with a density, a prior): its ELBO can be evaluated."""
+    return isinstance(model, Probabilistic)
 
 
 def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int, seed: int) -> torch.Tensor:

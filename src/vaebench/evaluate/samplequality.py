@@ -34,6 +34,7 @@ from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.featurenet import FeatureNet, load_featurenet
 from vaebench.evaluate.frechet_distance import frechet_distance
 from vaebench.evaluate.precision_recall import precision_recall
+from vaebench.models.capabilities import Generative, NotFitted
 from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
 
 
@@ -52,16 +53,19 @@ def compare(features: np.ndarray, reference: np.ndarray, dataset: str, k: int) -
 def generate(model, name: str, n: int, batch_size: int, seed: int,
              device: torch.device) -> torch.Tensor:
     """``n`` samples of the model, in batches, from a seeded generator (restored after)."""
+    if not isinstance(model, Generative):
+        raise ConfigError(f"samplequality: model {name!r} ({type(model).__name__}) does not "
+                          f"generate (no Generative capability); remove it from "
+                          f"evaluate.samplequality")
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         parts = []
         for start in range(0, n, batch_size):
-            x = model.sample(min(batch_size, n - start))
-            if x is None:
+            try:
+                parts.append(model.sample(min(batch_size, n - start)))
+            except NotFitted as err:
                 raise ConfigError(f"samplequality: model {name!r} returned no samples "
-                                  f"(its prior() is None: an autoencoder whose ex-post "
-                                  f"density was not fitted?); re-run `dvc repro train@{name}`")
-            parts.append(x)
+                                  f"({err}); re-run `dvc repro train@{name}`") from None
     return torch.cat(parts)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaebench.models.capabilities import LatentPrior, NotFitted
+
 
 def latent_reference(prior, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(centre (D,), scale (D,), where from): the prior's mean and stddev, or the codes'."""
@@ -24,6 +26,16 @@ def latent_reference(prior, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Te
         except (NotImplementedError, AttributeError):
             pass  # a prior without closed-form moments: fall back to the codes
     return codes.mean(0), codes.std(0), "codes"
+
+
+def fitted_prior(model):
+    """The model's p(z) where it has one and it is fitted, else None."""
+    if not isinstance(model, LatentPrior):
+        return None
+    try:
+        return model.prior()
+    except NotFitted:       # an autoencoder before its ex-post fit: the codes set the range
+        return None
 
 
 def traversal_codes(z: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor,
@@ -43,7 +55,7 @@ def traversal_images(model, x: torch.Tensor, n_steps: int, limit: float,
                      reference_codes: torch.Tensor) -> tuple[np.ndarray, dict]:
     """Decoded traversals of every test image in x (n, C, H, W) -> (n, D, S, H, W)."""
     z = model.represent(x)                                          # (n, D)
-    centre, scale, source = latent_reference(model.prior(), reference_codes)
+    centre, scale, source = latent_reference(fitted_prior(model), reference_codes)
     rows = []
     for zi in z:
         codes = traversal_codes(zi, centre, scale, n_steps, limit)  # (D, S, D)

@@ -25,6 +25,7 @@ from pydantic import PositiveFloat, PositiveInt
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from vaebench.models.base import LossTerms, Model, ModelConfig, PointMass
+from vaebench.models.capabilities import LatentPrior, NotFitted
 from vaebench.models.jacobian import jacobian_frobenius
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class AEConfig(ModelConfig):
     expost_reg_covar: PositiveFloat = 1e-4           # added to every covariance diagonal
 
 
-class AE(Model):
+class AE(LatentPrior, Model):
     Config = AEConfig
 
     def __init__(self, cfg, image_shape):
@@ -119,9 +120,10 @@ class AE(Model):
 
     # --- ex-post density ------------------------------------------------------------
     def prior(self):
-        """The ex-post Gaussian mixture over codes (None until ``after_fit`` fitted it)."""
+        """The ex-post Gaussian mixture over codes, fitted by ``after_fit``."""
         if not bool(self.expost_fitted):
-            return None
+            raise NotFitted(f"{self.cfg.family}: the ex-post density over codes is fitted "
+                            f"after training (after_fit); this model has not been trained")
         return MixtureSameFamily(Categorical(probs=self.expost_weights),
                                  MultivariateNormal(self.expost_means,
                                                     scale_tril=self.expost_scale_tril))
@@ -178,9 +180,8 @@ class AE(Model):
                    "active_fraction_stderr": _stderr(active_fractions(codes)),
                    "jacobian_sq_norm": float(jac.mean()),
                    "jacobian_sq_norm_stderr": _stderr(jac)}
-            prior = self.prior()
-            if prior is not None:
-                out["expost_code_logpdf"] = float(prior.log_prob(codes).mean())
+            if bool(self.expost_fitted):
+                out["expost_code_logpdf"] = float(self.prior().log_prob(codes).mean())
         return out
 
 

@@ -1,11 +1,28 @@
 """The interface every model variant honours, and the maths they share.
 
 A variant is one file: its config (a pydantic model next to the class) and a
-subclass of :class:`Model` that overrides only what differs. The training loop
-calls ``loss`` and the hooks below (``optim_groups``, ``groups_to_step``,
-``optim_options``, ``before_fit``, ``after_fit``) and reads the class flags; the evaluations call
-``encode`` / ``decode`` / ``prior`` / ``represent`` and the optional capabilities.
-docs/model_contract.md lists every member and who uses it.
+subclass of :class:`Model` that overrides only what differs. docs/model_contract.md
+explains every member and who uses it; in short:
+
+=====================  =============================================================
+required               ``Config``; ``encode(x) -> Distribution``;
+                       ``loss(x, step) -> LossTerms`` (same signature for every model)
+defaults               ``build_networks``, ``code_dim``, ``decode``, ``represent``,
+                       ``reconstruct``
+loop hooks             ``optim_groups``, ``groups_to_step``, ``optim_options``,
+                       ``before_fit``, ``after_fit``, ``diagnostics``, ``figures``
+capability (mixin)     what the class then implements; who tests for it
+``Generative``         ``sample(n)``; figures, samplequality
+``LatentPrior``        ``prior()`` (``sample`` follows); traversals
+``Probabilistic``      a ``LatentPrior`` whose q(z|x) has a density; loglik, robustness
+``ExactLikelihood``    ``exact_log_prob(x)``; loglik's exact reference
+``PerDatapoint``       ``training_loss(x, step, index)``; the loop (test terms at the end)
+``ClosedForm``         the fit in ``after_fit``; the loop runs no epochs
+``SequenceInputs``     nothing; robustness, disentangle, samplequality do not apply
+=====================  =============================================================
+
+The mixins live in :mod:`vaebench.models.capabilities`; the loop and the stages test
+them with ``isinstance`` / ``issubclass`` and never probe attributes.
 """
 from __future__ import annotations
 
@@ -102,27 +119,11 @@ class Model(nn.Module):
     """Common interface of every variant (docs/model_contract.md). Subclasses set ``Config``."""
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
-    # has a decoder likelihood and a prior, so log p(x) can be estimated
-    probabilistic: ClassVar[bool] = False
-    # trained by gradient steps; False: fitted in closed form in ``after_fit`` (no epochs run)
-    trainable: ClassVar[bool] = True
     enc_out_factor: ClassVar[int] = 1   # encoder outputs enc_out_factor * latent_dim numbers
-    # training calls loss(x, step, index=idx) with the examples' training-set indices
-    # (per-datapoint variational parameters); evaluation calls loss(x, step)
-    needs_index: ClassVar[bool] = False
-    # training evaluates the test terms after every epoch (False: after the last one only,
-    # for models whose inference on new data is itself an expensive optimisation)
-    eval_every_epoch: ClassVar[bool] = True
     # factor in [0, 1] on the KL / log-ratio term, set by the training loop during a KL
     # warm-up (``train.kl_warmup_epochs``); 1 outside training. Families without such a
     # term ignore it.
     kl_anneal: float = 1.0
-    # an input is one image (False: a sequence on the channel axis, as TD-VAE's), so
-    # per-image corruptions, probes and ground-truth factor renderings apply
-    image_inputs: ClassVar[bool] = True
-    # ``represent`` is an encoder network, differentiable in x (False: an optimisation
-    # per input), as encoder Jacobians and gradient attacks need
-    amortised: ClassVar[bool] = True
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...]):
         super().__init__()
@@ -151,9 +152,6 @@ class Model(nn.Module):
         """p(x|z) for codes z (..., D)."""
         return self.likelihood(self.decoder(z))
 
-    def prior(self) -> Distribution | None:
-        return None
-
     def loss(self, x: torch.Tensor, step: int) -> LossTerms:
         raise NotImplementedError
 
@@ -165,14 +163,6 @@ class Model(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of p(x | z = represent(x))."""
         return self.decode(self.represent(x)).mean
-
-    @torch.no_grad()
-    def sample(self, n: int) -> torch.Tensor | None:
-        """Means of p(x|z) for n codes drawn from the prior (None without a prior)."""
-        prior = self.prior()
-        if prior is None:
-            return None
-        return self.decode(prior.sample((n,))).mean
 
     # --- hooks of the training loop (defaults: one Adam over everything) ----------
     def optim_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -195,17 +185,7 @@ class Model(nn.Module):
     def after_fit(self, data, binarize: bool) -> None:
         """Called once after training, e.g. to fit an ex-post density on the codes."""
 
-    # --- optional capabilities ------------------------------------------------------
-    def exact_log_prob(self, x: torch.Tensor) -> torch.Tensor | None:
-        """Exact log p(x) per example where it is tractable (linear-Gaussian models)."""
-        return None
-
-    def nll_bound(self, x: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """An upper bound on -log p(x) per example, in nats, with its parts (e.g.
-        ``recon_nll``, ``code_nll``, ``total``) -- for models whose q is not a density
-        an importance sampler can use (VQ models: a point mass on discrete codes)."""
-        return None
-
+    # --- what the train stage reports beside the losses -----------------------------
     def diagnostics(self, x: torch.Tensor) -> dict[str, float]:
         """Family-specific numbers on test inputs, written to the train metrics."""
         return {}

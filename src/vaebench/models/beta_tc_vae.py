@@ -34,8 +34,10 @@ q^ is, so with alpha = beta = gamma = 1 the loss is exactly the single-sample ne
 ELBO with a Monte Carlo KL on the same z (what the tests check).
 
 Each integrand depends on its own z_i only (and on every q(.|x_j) of the batch through
-the encoder), so it goes through the VAE's estimator machinery (``expected``) like any
-other per-example integrand: reparam or score-function gradients both apply.
+the encoder): the decomposition is the batch-coupled ``penalty`` of the VAE's
+``penalised_loss``, which runs it through the family's estimator (``expected``) with the
+KL weight and warm-up like any other per-sample term: reparam or score-function
+gradients both apply.
 
 N is the training set's size, which the training loop hands to ``before_fit``; it is a
 buffer, so a checkpoint keeps it. Until then (a model built outside training) and for
@@ -50,7 +52,6 @@ from typing import Literal
 import torch
 from pydantic import Field, NonNegativeFloat
 
-from vaebench.models.base import LossTerms
 from vaebench.models.vae import VAE, VAEConfig
 
 
@@ -114,23 +115,16 @@ class BetaTCVAE(VAE):
         log_w = log_weights(z.shape[-2], self.dataset_size, self.cfg.sampling)
         return decompose(log_q_pairs, log_p, log_w)
 
-    def loss(self, x, step):
-        cfg, q, seen = self.cfg, self.encode(x), {}
+    def elbo_loss(self, q, x, step):
+        """The weighted decomposition in place of the KL (the VAE's ``penalised_loss``)."""
+        cfg = self.cfg
 
-        def integrand(z):                                  # (S, M, D) -> (S, M)
-            log_px_z = self.decode(z).log_prob(x)
+        def penalty(z):                                    # (S, M, D) -> (S, M)
             mi, tc, dwkl = self.parts(q, z)
-            seen.update(recon=-log_px_z.detach().mean(0), mi=mi.detach().mean(0),
-                        tc=tc.detach().mean(0), dwkl=dwkl.detach().mean(0))
-            weighted = cfg.mi_weight * mi + cfg.tc_weight * tc + cfg.dim_kl_weight * dwkl
-            return log_px_z - self.kl_anneal * weighted
+            total = cfg.mi_weight * mi + cfg.tc_weight * tc + cfg.dim_kl_weight * dwkl
+            return total, {"mi": mi, "tc": tc, "dwkl": dwkl}
 
-        loss = -self.expected(q, integrand).mean()
-        recon, kl = seen["recon"], self.kl(q).detach()
-        return LossTerms(loss, {"recon": recon.mean(), "kl": kl.mean(),
-                                "elbo": -(recon + kl).mean(), "mi": seen["mi"].mean(),
-                                "tc": seen["tc"].mean(), "dwkl": seen["dwkl"].mean()})
-
+        return self.penalised_loss(q, x, step, penalty)
 
 
 MODEL = BetaTCVAE

@@ -36,6 +36,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from vaebench.models.capabilities import PerDatapoint
+
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -110,12 +112,11 @@ def estimator_variances(model, x: torch.Tensor, repeats: int, batch: int = 32) -
     (total variance, :func:`gradient_variance`) for reparam, score_function
     without baseline and, when n_samples >= 2, with the leave-one-out baseline
     (``grad_var_score_function_loo``), plus their ratios to reparam. Empty when
-    ``repeats`` is 0 or the model has no encoder parameters (per-datapoint SVI).
+    ``repeats`` is 0 or the model has no encoder (``PerDatapoint``: SVI).
     """
-    encoder = getattr(model, "encoder", None)
-    params = [p for p in encoder.parameters() if p.requires_grad] if encoder is not None else []
-    if repeats == 0 or not params:
+    if repeats == 0 or isinstance(model, PerDatapoint):     # no encoder: nothing to compare
         return {}
+    params = [p for p in model.encoder.parameters() if p.requires_grad]
     xb = x[:batch]
     variants = {"reparam": ("reparam", "none"), "score_function": ("score_function", "none")}
     if model.cfg.n_samples >= 2:

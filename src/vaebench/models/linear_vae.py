@@ -20,6 +20,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 from torch.distributions import LowRankMultivariateNormal
 
+from vaebench.models.capabilities import ExactLikelihood
 from vaebench.models.vae import VAE, VAEConfig
 
 
@@ -40,7 +41,7 @@ class LinearVAEConfig(VAEConfig):
     prior: Literal["standard"] = "standard"     # the closed-form marginal needs N(0, I)
 
 
-class LinearVAE(VAE):
+class LinearVAE(ExactLikelihood, VAE):
     Config = LinearVAEConfig
 
     @property

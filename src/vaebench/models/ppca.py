@@ -4,7 +4,7 @@ every likelihood estimate.
 
     p(z) = N(0, I),  p(x|z) = N(W z + mu, sigma^2 I),  p(x) = N(mu, W W^T + sigma^2 I)
 
-No gradient training (``trainable = False``): ``after_fit`` fits scikit-learn's
+No gradient training (``ClosedForm``): ``after_fit`` fits scikit-learn's
 PCA(n_components = latent_dim) on the training intensities and sets the maximum
 likelihood solution W = V^T diag(sqrt(lambda - sigma^2)) (V the principal axes,
 lambda their variances, sigma^2 = ``noise_variance_`` the mean discarded
@@ -25,6 +25,7 @@ import torch
 from torch.distributions import Independent, Normal
 
 from vaebench.models.base import LossTerms
+from vaebench.models.capabilities import ClosedForm
 from vaebench.models.linear_vae import LinearVAE, LinearVAEConfig
 
 if TYPE_CHECKING:
@@ -38,9 +39,8 @@ class PPCAConfig(LinearVAEConfig):
     grad_var_repeats: Literal[0] = 0               # no encoder training to diagnose
 
 
-class PPCA(LinearVAE):
+class PPCA(ClosedForm, LinearVAE):
     Config = PPCAConfig
-    trainable = False
     enc_out_factor = 1          # the posterior mean; its scale does not depend on x
 
     def __init__(self, cfg, image_shape):

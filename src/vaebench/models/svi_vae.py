@@ -4,7 +4,8 @@ JMLR 14), instead of an amortised encoder (Kingma & Welling 2014).
 
 There is no encoder network. Training example i owns lambda_i = (mu_i, log sigma_i^2),
 q_i(z) = N(mu_i, diag(sigma_i^2)), a row of a table indexed by the example's
-position in the training set (the loop passes it: ``needs_index``). Rows start
+position in the training set (the loop passes it to ``training_loss``:
+the ``PerDatapoint`` capability). Rows start
 at the prior N(0, I). One training step on a minibatch (the "SVI step") is:
 
 1. K = ``inner_steps`` steps of Adam (``inner_lr``) ascending
@@ -28,7 +29,8 @@ evaluation that encodes pays this again); memory grows by 2 * latent_dim floats
 per training example (three times that with Adam's moments). The table is
 allocated by ``before_fit`` (its size is the training set's) and is not part of
 the checkpoint: the SVI step's output is theta. The per-epoch test terms are
-skipped (``eval_every_epoch``); the last epoch's are computed.
+skipped (``PerDatapoint``); the last epoch's are computed. ``loss(x, step)`` on any
+x (the test terms) infers lambda from scratch, as ``encode`` does.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ import torch
 from pydantic import PositiveFloat, PositiveInt
 
 from vaebench.models.base import diagonal_gaussian
+from vaebench.models.capabilities import PerDatapoint
 from vaebench.models.vae import VAE, VAEConfig
 
 
@@ -54,11 +57,8 @@ class SVIVAEConfig(VAEConfig):
     test_seed: int = 0                                # noise of test-time inference
 
 
-class SVIVAE(VAE):
+class SVIVAE(PerDatapoint, VAE):
     Config = SVIVAEConfig
-    needs_index = True
-    eval_every_epoch = False    # test terms need test-time inference: last epoch only
-    amortised = False           # represent(x) optimises lambda: no encoder to differentiate
 
     def __init__(self, cfg, image_shape):
         super().__init__(cfg, image_shape)
@@ -118,9 +118,9 @@ class SVIVAE(VAE):
             for xc in x.split(self.cfg.test_chunk)])
         return diagonal_gaussian(lam)                                    # (B, D) batch
 
-    def loss(self, x, step, index=None):
-        if index is None:          # not training examples: infer lambda from scratch
-            return super().loss(x, step)
+    def training_loss(self, x, step, index):
+        """The SVI step on training examples at positions ``index``: their rows' inner
+        steps, then -ELBO with those rows fixed (the loop's Adam steps theta on it)."""
         self.step_rows(x, index)
         return self.elbo_loss(diagonal_gaussian(self.lam[index]), x, step)
 

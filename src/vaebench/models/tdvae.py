@@ -39,6 +39,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from vaebench.schema import ConfigError
 from vaebench.models.base import LossTerms, Model, ModelConfig, diagonal_gaussian
+from vaebench.models.capabilities import SequenceInputs
 from vaebench.models.nets import build_backbone
 
 
@@ -68,9 +69,8 @@ class TDVAEConfig(ModelConfig):
     eval_samples: PositiveInt = 8         # rollouts averaged into one prediction
 
 
-class TDVAE(Model):
+class TDVAE(SequenceInputs, Model):
     Config = TDVAEConfig
-    image_inputs = False
 
     def __init__(self, cfg, image_shape):
         super().__init__(cfg, image_shape)

@@ -30,6 +30,7 @@ from pydantic import PositiveInt
 from torch.distributions import kl_divergence
 
 from vaebench.models.base import LossTerms, Model, ModelConfig, diagonal_gaussian
+from vaebench.models.capabilities import Probabilistic
 from vaebench.models.estimators import ESTIMATORS, estimator_variances
 from vaebench.models.priors import PRIORS
 from vaebench.models.variational import SCHEDULES, VariationalOptions
@@ -41,9 +42,8 @@ class VAEConfig(ModelConfig, VariationalOptions):
     prior_components: PositiveInt = 10   # mog: mixture components; vamp: pseudo-inputs
 
 
-class VAE(Model):
+class VAE(Probabilistic, Model):
     Config = VAEConfig
-    probabilistic = True
     enc_out_factor = 2          # mean and log-variance
 
     def __init__(self, cfg, image_shape):
@@ -93,22 +93,42 @@ class VAE(Model):
         """Negative ELBO of x under a given q(z|x) (amortised, or per data point)."""
         prior, weight = self.prior(), self.kl_weight_at(step)
         kl = self.closed_form_kl(q, prior)               # (B,) or None
-        if kl is not None:
-            recon = -self.expected_log_lik(q, x)         # (B,)
-            loss = (recon + weight * kl).mean()
-        else:  # Monte Carlo KL on the samples of the reconstruction term
-            seen = {}
-
-            def integrand(z):                            # (S, B, D) -> (S, B)
-                log_px_z = self.decode(z).log_prob(x)
-                mc_kl = q.log_prob(z) - prior.log_prob(z)
-                seen.update(recon=-log_px_z.detach().mean(0), kl=mc_kl.detach().mean(0))
-                return log_px_z - weight * mc_kl
-
-            loss = -self.expected(q, integrand).mean()
-            recon, kl = seen["recon"], seen["kl"]
+        if kl is None:  # Monte Carlo KL on the samples of the reconstruction term
+            def mc_kl(z):
+                kl = q.log_prob(z) - prior.log_prob(z)   # (S, B)
+                return kl, {"kl": kl}
+            return self.penalised_loss(q, x, step, mc_kl)
+        recon = -self.expected_log_lik(q, x)             # (B,)
+        loss = (recon + weight * kl).mean()
         return LossTerms(loss, {"recon": recon.mean(), "kl": kl.mean(),
                                 "elbo": -(recon + kl).mean()})
+
+    def penalised_loss(self, q, x, step, penalty):
+        """-E_q[log p(x|z) - w * penalty(z)], w the KL weight at ``step``, through the
+        family's estimator (``expected``) on the samples of the reconstruction term.
+
+        ``penalty(z)`` maps codes (S, B, D) to (total (S, B), {name: part (S, B)}): a
+        Monte Carlo KL, or terms that couple the batch through every example's q(z|x_j)
+        (beta-TCVAE's minibatch estimates of q(z)). Example i's total may depend on its
+        own codes z_i only, as the estimators differentiate each example's term through
+        its own samples. The parts are logged; ``kl`` is the part of that name, else the
+        KL of q. Returns the terms recon, kl, elbo and the parts.
+        """
+        weight, seen = self.kl_weight_at(step), {}
+
+        def integrand(z):                                # (S, B, D) -> (S, B)
+            log_px_z = self.decode(z).log_prob(x)
+            total, parts = penalty(z)
+            seen.update(recon=-log_px_z.detach().mean(0),
+                        **{k: v.detach().mean(0) for k, v in parts.items()})
+            return log_px_z - weight * total
+
+        loss = -self.expected(q, integrand).mean()
+        recon = seen.pop("recon")
+        kl = seen.pop("kl") if "kl" in seen else self.kl(q).detach()
+        return LossTerms(loss, {"recon": recon.mean(), "kl": kl.mean(),
+                                "elbo": -(recon + kl).mean(),
+                                **{k: v.mean() for k, v in seen.items()}})
 
     def optim_groups(self):
         return SCHEDULES[self.cfg.optimisation].groups(self)

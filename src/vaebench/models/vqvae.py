@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from vaebench.schema import ConfigError
 from vaebench.models.base import LossTerms, Model, ModelConfig, PointMass
+from vaebench.models.capabilities import Generative
 from vaebench.models.code_prior import CodePrior, CodePriorConfig
 from vaebench.models.nets import GridDecoder, GridEncoder
 from vaebench.models.quantize import Quantized, VectorQuantizer
@@ -50,7 +51,7 @@ class VQVAEConfig(ModelConfig):
     renamed = {"prior": "code_prior"}
 
 
-class VQVAE(Model):
+class VQVAE(Generative, Model):
     Config = VQVAEConfig
     default_widths: ClassVar[tuple[int, ...]] = (16, 32)
     level_names: ClassVar[tuple[str, ...]] = ("",)   # suffixes of logged terms, top first

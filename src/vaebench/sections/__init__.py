@@ -36,11 +36,19 @@ Device = Annotated[str, AfterValidator(_check_device)]
 
 
 class Applicability(NamedTuple):
-    """Which models a per-model stage can evaluate: a test on the model's class, and what
-    a refused class lacks (it completes "model 'x' (family 'f') ...")."""
+    """Which models a per-model stage can evaluate: a test on the model's class (on the
+    capabilities it declares, see ``capabilities()``), and what a refused class lacks (it
+    completes "model 'x' (family 'f') ...")."""
 
     test: Callable[[type], bool]
     missing: str
+
+
+def capabilities():
+    """``vaebench.models.capabilities``, imported when a rule is tested: it imports torch,
+    which the schemas never need."""
+    from vaebench.models import capabilities as caps
+    return caps
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from vaebench.schema import ConfigError, Strict
-from vaebench.sections import Applicability, Device, Section
+from vaebench.sections import Applicability, Device, Section, capabilities
 
 if TYPE_CHECKING:
     from vaebench.config import Params
@@ -165,7 +165,7 @@ def check(cfg: Params, overlay: dict[str, Any], profile: str) -> None:
 
 
 APPLIES = Applicability(
-    lambda cls: cls.image_inputs,
+    lambda cls: not issubclass(cls, capabilities().SequenceInputs),
     "does not encode single images (the metrics encode rendered images of chosen factors)")
 
 SECTION = Section("disentangle", DisentangleConfig, applies=APPLIES, check=check)

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from vaebench.schema import ConfigError, Strict
-from vaebench.sections import Applicability, Device, Section, warn
+from vaebench.sections import Applicability, Device, Section, capabilities, warn
 
 if TYPE_CHECKING:
     from vaebench.config import Params
@@ -108,7 +108,7 @@ def warn_cost(cfg: Params, profile: str) -> None:
 
 
 APPLIES = Applicability(
-    lambda cls: cls.probabilistic,
+    lambda cls: issubclass(cls, capabilities().Probabilistic),
     "is not probabilistic (it needs a decoder likelihood, a prior and a q(z|x) "
     "with a density to estimate log p(x))")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from vaebench.schema import Strict
-from vaebench.sections import Applicability, Device, Section
+from vaebench.sections import Applicability, Device, Section, capabilities
 
 
 def _check_levels(levels: list[float]) -> list[float]:
@@ -77,7 +77,7 @@ class RobustnessConfig(Strict):
 
 
 APPLIES = Applicability(
-    lambda cls: cls.image_inputs and cls.amortised,
+    lambda cls: not issubclass(cls, (capabilities().SequenceInputs, capabilities().PerDatapoint)),
     "has no amortised encoder of single images (per-image corruptions, the "
     "encoder Jacobian and gradient attacks need one)")
 

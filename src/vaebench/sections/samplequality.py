@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from vaebench.schema import ConfigError, Strict, reject_renamed
-from vaebench.sections import Applicability, Device, Section
+from vaebench.sections import Applicability, Device, Section, capabilities
 
 if TYPE_CHECKING:
     from vaebench.config import Params
@@ -109,11 +109,10 @@ def check(cfg: Params, overlay: dict[str, Any], profile: str) -> None:
 
 
 def _generates_images(cls) -> bool:
-    """Can the class's ``sample(n)`` return images (docs/model_contract.md): single-image
-    inputs, and a ``prior()`` or a ``sample()`` of its own beside the base class's (whose
-    ``prior()`` is None, so its ``sample()`` returns None)."""
-    from vaebench.models.base import Model
-    return cls.image_inputs and (cls.prior is not Model.prior or cls.sample is not Model.sample)
+    """Can the class's ``sample(n)`` return images: it declares ``Generative``
+    (docs/model_contract.md) and takes single images, not sequences."""
+    caps = capabilities()
+    return issubclass(cls, caps.Generative) and not issubclass(cls, caps.SequenceInputs)
 
 
 APPLIES = Applicability(

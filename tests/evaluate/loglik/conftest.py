@@ -17,6 +17,7 @@ from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal
 
 from vaebench.models.base import Model
+from vaebench.models.capabilities import ExactLikelihood
 
 
 class GaussianLikelihood:
@@ -31,8 +32,7 @@ class GaussianLikelihood:
         return Independent(Normal(loc, torch.full_like(loc, self.sigma)), 3)
 
 
-class LinearGaussian(Model):
-    probabilistic = True
+class LinearGaussian(ExactLikelihood, Model):
 
     def __init__(self, image_shape=(1, 4, 4), latent_dim=3, sigma=0.3, mean_scale=1.05,
                  var_scale=1.5, seed=0):

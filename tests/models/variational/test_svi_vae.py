@@ -116,7 +116,7 @@ def test_checkpoint_round_trip_without_the_table(tiny, svi, tmp_path):
 def test_training_step_needs_the_table(tiny, svi):
     model = svi()
     with pytest.raises(RuntimeError, match="before_fit"):
-        model.loss(torch.ones(2, *tiny.shape), 0, index=torch.tensor([0, 1]))
+        model.training_loss(torch.ones(2, *tiny.shape), 0, torch.tensor([0, 1]))
 
 
 def test_svi_rejects_options_it_cannot_honour(svi):

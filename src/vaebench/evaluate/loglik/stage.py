@@ -27,6 +27,7 @@ from vaebench.evaluate.loglik.estimate import importance_estimates
 from vaebench.evaluate.loglik.gaps import diagonal_start, fit_local_posterior
 from vaebench.evaluate.loglik.posterior import (active_units, kl_per_dimension, kl_to_prior,
                                                 posterior_means)
+from vaebench.models.capabilities import ExactLikelihood
 from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
 from vaebench.sections.loglik import LoglikConfig
 
@@ -40,13 +41,9 @@ def summary(values: Tensor) -> dict:
 
 def exact_log_prob(model, x: Tensor, chunk: int) -> Tensor | None:
     """The model's exact log p(x) per point (float64), or None where it has none."""
-    parts = []
-    for xb in x.split(chunk):
-        lp = model.exact_log_prob(xb)
-        if lp is None:
-            return None
-        parts.append(lp.detach().double())
-    return torch.cat(parts)
+    if not isinstance(model, ExactLikelihood):
+        return None
+    return torch.cat([model.exact_log_prob(xb).detach().double() for xb in x.split(chunk)])
 
 
 def _compared(values: Tensor, exact: Tensor | None, elbo: Tensor | None = None,
