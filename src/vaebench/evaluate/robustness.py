@@ -84,6 +84,7 @@ from vaebench.corruptions import CORRUPTIONS
 from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.attacks import (code_distance, has_kl, input_differentiable,
                                        latent_objective, output_objective, pgd)
+from vaebench.models.elbo import elbo_terms
 from vaebench.models.jacobian import jacobian_frobenius
 from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
 
@@ -120,12 +121,7 @@ def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int, seed: int) -> 
     """ELBO(x; q) = E_q[log p(x|z)] - KL(q || p(z)) per example, (B,); seeded draws."""
     with _seeded(x.device, seed):
         z = q.rsample((n_samples,))                              # (S, B, D)
-    log_px = model.decode(z).log_prob(x).mean(0)                 # (B,)
-    prior = model.prior()
-    try:
-        return log_px - kl_divergence(q, prior)
-    except NotImplementedError:                                  # e.g. mixture priors
-        return log_px + (prior.log_prob(z) - q.log_prob(z)).mean(0)
+    return elbo_terms(lambda z: model.decode(z).log_prob(x), q, model.prior(), z).elbo
 
 
 # --- linear probes ------------------------------------------------------------------
