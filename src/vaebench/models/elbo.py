@@ -56,5 +56,8 @@ def elbo_terms(log_lik: Callable[[Tensor], Tensor], q: Distribution, prior: Dist
                z: Tensor) -> ELBOTerms:
     """ELBO terms from samples ``z`` (S, B, ...) of q; ``log_lik`` maps them to log p(x|z)
     (S, B) (the caller decodes, so it chooses how the decoder is batched)."""
+    # the reconstruction term first: autograd sums the gradient contributions in reverse
+    # order of creation, so this order keeps the gradients bit-identical to earlier runs
+    log_px = log_lik(z).mean(0)
     kl, closed = kl_to_prior(q, prior, z)
-    return ELBOTerms(log_lik(z).mean(0), kl, closed)
+    return ELBOTerms(log_px, kl, closed)
