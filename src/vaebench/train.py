@@ -21,11 +21,12 @@ from vaebench import io
 from vaebench.checkpoints import save_checkpoint
 from vaebench.config import ConfigError, Params
 from vaebench.data import PreparedData, load_prepared
-from vaebench.devices import describe, resolve_device, seed_everything
+from vaebench.devices import seed_everything
 from vaebench.models import MODELS, Model, build_model
 from vaebench.models.capabilities import ClosedForm, PerDatapoint
 from vaebench.runs import timestamp
 from vaebench.sections.train import TrainConfig
+from vaebench.stage import Clock, StageContext, checked_model
 from vaebench.stats import summarise
 
 
@@ -161,10 +162,9 @@ def train_stage(cfg: Params, name: str, data_dir: Path, out_dir: Path, metrics_p
                 plots_dir: Path, figures_dir: Path | None = None) -> dict:
     """``train@<name>``: train the model once per seed; write checkpoints, curves, metrics,
     and (first seed) figures of reconstructions and samples."""
-    if name not in cfg.models:
-        raise ConfigError(f"model {name!r} is not in params.yaml models; known: {sorted(cfg.models)}")
-    mcfg, tcfg = cfg.models[name], cfg.model_train(name)
-    device = resolve_device(tcfg.device or cfg.device, "train.device")
+    mcfg, tcfg = checked_model(cfg, "train", name), cfg.model_train(name)
+    ctx = StageContext.create(cfg, "train", name, tcfg)   # device: the model's train overrides first
+    device = ctx.device
     data = load_prepared(data_dir, device)
     if data.meta["dataset"] != mcfg.dataset:
         raise ConfigError(f"models.{name}.dataset is {mcfg.dataset!r} but {data_dir} holds "
@@ -178,14 +178,15 @@ def train_stage(cfg: Params, name: str, data_dir: Path, out_dir: Path, metrics_p
             started = timestamp()
             seed_everything(seed, tcfg.deterministic, device)
             model = build_model(mcfg, data.image_shape).to(device)
-            t0 = time.perf_counter()
+            clock = Clock()
             try:
-                history = fit(model, data, tcfg, epochs=epochs, seed=seed,
-                              binarize=mcfg.binarize, desc=f"{name} seed {seed}")
+                with clock.part("fit"):
+                    history = fit(model, data, tcfg, epochs=epochs, seed=seed,
+                                  binarize=mcfg.binarize, desc=f"{name} seed {seed}")
             except Diverged as err:
                 raise ConfigError(f"models.{name} (seed {seed}): {err}; try a smaller "
                                   f"train.lr (now {tcfg.lr:g})") from None
-            seconds = time.perf_counter() - t0
+            seconds = clock.wall["fit"]
             save_checkpoint(out_tmp / f"seed{seed}.pt", model,
                             {"model": name, "seed": seed, "dataset": mcfg.dataset})
             _curves_csv(plots_tmp / f"seed{seed}.csv", history)
@@ -200,15 +201,15 @@ def train_stage(cfg: Params, name: str, data_dir: Path, out_dir: Path, metrics_p
                 model_figures(model, data.test_inputs(mcfg.binarize), figures_dir, name)
             per_seed[seed].update(started=started, finished=timestamp())
             print(f"{name} seed {seed}: test loss {last['test']['loss']:.3f} "
-                  f"({seconds:.1f} s on {describe(device)})")
+                  f"({seconds:.1f} s on {ctx.device_name})")
         n_params = sum(p.numel() for p in model.parameters())
         io.write_json(out_tmp / "config.json", {"model": mcfg.model_dump(),
                                                 "train": tcfg.model_dump(), "epochs": epochs,
                                                 "seeds": cfg.seeds, "profile": cfg.profile})
     metrics = {"model": name, "family": mcfg.family, "dataset": mcfg.dataset,
                "likelihood": mcfg.likelihood, "binarize": mcfg.binarize,  # units of the losses
-               "profile": cfg.profile, "device": describe(device),
-               "threads": torch.get_num_threads(), "n_params": n_params,
+               "profile": cfg.profile, "device": ctx.device_name,
+               "threads": ctx.threads, "n_params": n_params,
                "epochs": epochs, **summarise(per_seed),
                "seeds": {str(s): r for s, r in per_seed.items()}}
     io.write_json(metrics_path, metrics)

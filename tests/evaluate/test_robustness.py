@@ -17,10 +17,10 @@ from vaebench.config import ConfigError, load_config
 from vaebench.data import load_prepared
 from vaebench.evaluate.attacks import input_differentiable
 from vaebench.corruptions import CORRUPTIONS
-from vaebench.evaluate.robustness import (_stream_seed, corruption_curves, displacement,
-                                          evaluate_model, normalised_auc, random_test_subset,
-                                          reference)
+from vaebench.evaluate.robustness import (corruption_curves, displacement, evaluate_model,
+                                          normalised_auc, random_test_subset, reference)
 from vaebench.models import build_model, validate_model_config
+from vaebench.stage import stream_seed
 from vaebench.train import train_stage
 
 
@@ -118,7 +118,7 @@ def test_per_point_errors_pair_up_across_models(tiny_data, tiny_params):
     x, _ = random_test_subset(data, rcfg.n_test, True, rcfg.seed)
     assert len(x) == rcfg.n_test <= rcfg.batch_size                   # one batch: one draw stream
     kind, level = "masking", rcfg.corruptions["masking"][-1]
-    gen = torch.Generator().manual_seed(_stream_seed(rcfg.seed, kind))
+    gen = torch.Generator().manual_seed(stream_seed(rcfg.seed, kind))
     x_tilde = CORRUPTIONS[kind](x, level, gen)
     stored = {}
     for family in ("ae", "vae"):

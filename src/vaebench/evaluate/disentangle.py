@@ -21,9 +21,7 @@ seconds it took); ``vaebench mlflow-sync`` mirrors it to the model's MLflow runs
 """
 from __future__ import annotations
 
-import time
 import warnings
-import zlib
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -34,35 +32,17 @@ from sklearn.exceptions import ConvergenceWarning
 from vaebench import io, runs
 from vaebench.config import ConfigError, Params
 from vaebench.data import get_dataset
-from vaebench.devices import describe, resolve_device
 from vaebench.evaluate import attribute_vectors as av
 from vaebench.evaluate.disentanglement import METRICS
 from vaebench.evaluate.factor_classifier import train_factor_classifier, within
 from vaebench.evaluate.traversals import save_traversal_figure, traversal_images
+from vaebench.stage import Clock, StageContext, checked_model, stream_rng
 
 # representation name -> codes of a batch of images (B, C, H, W) -> (B, D)
 REPRESENTATIONS = {
     "mean": lambda model, x: model.represent(x),
     "sampled": lambda model, x: model.encode(x).sample(),
 }
-
-
-class Timer:
-    """Wall-clock and CPU seconds of a ``with`` block. CPU time (this process, all
-    threads) is the better measure of cost on a shared, busy machine."""
-
-    def __enter__(self):
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self._wall
-        self.cpu = time.process_time() - self._cpu
-
-
-def rng_for(seed: int, what: str) -> np.random.Generator:
-    """An independent generator per (stage seed, purpose), e.g. one per metric."""
-    return np.random.default_rng([seed, zlib.crc32(what.encode())])
 
 
 # representations that are a function of the image (no sampling): their codes can be kept
@@ -127,16 +107,16 @@ def make_classify_fn(classifier, device):
 
 def run_metrics(codes_fn, factor_sizes, metrics_cfg, seed: int) -> dict:
     """Every metric of METRICS with its params; each result gets ``time_s`` and
-    ``cpu_s`` (see :class:`Timer`) and the number of ConvergenceWarnings its
+    ``cpu_s`` (see :class:`vaebench.stage.Clock`) and the number of ConvergenceWarnings its
     classifiers raised (the protocol's default iteration limits)."""
-    out = {}
+    out, clock = {}, Clock()
     for name, compute in METRICS.items():
         params = getattr(metrics_cfg, name).model_dump()
-        torch.manual_seed(rng_for(seed, name).integers(2**31 - 1))  # representation: sampled
-        with Timer() as timer, warnings.catch_warnings(record=True) as caught:
+        torch.manual_seed(stream_rng(seed, name).integers(2**31 - 1))  # representation: sampled
+        with clock.part(name), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            result = compute(codes_fn, factor_sizes, rng_for(seed, name), **params)
-        out[name] = {**result, "time_s": timer.wall, "cpu_s": timer.cpu,
+            result = compute(codes_fn, factor_sizes, stream_rng(seed, name), **params)
+        out[name] = {**result, "time_s": clock.wall[name], "cpu_s": clock.cpu[name],
                      "convergence_warnings": sum(issubclass(w.category, ConvergenceWarning)
                                                  for w in caught)}
         print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out[name].items()))
@@ -146,9 +126,10 @@ def run_metrics(codes_fn, factor_sizes, metrics_cfg, seed: int) -> dict:
 def train_judge(images, factor_names, factor_sizes, attrs_cfg, seed: int, device,
                 max_value: float = 1.0):
     """The factor classifier that judges attribute vectors, and its held-out accuracy."""
-    with Timer() as timer:
+    clock = Clock()
+    with clock.part("classifier"):
         clf, predicted, truth = train_factor_classifier(
-            images, factor_sizes, attrs_cfg.classifier, rng_for(seed, "classifier"), device,
+            images, factor_sizes, attrs_cfg.classifier, stream_rng(seed, "classifier"), device,
             max_value)
     report = {"accuracy": {n: float(within(predicted[:, j], truth[:, j]).mean())
                            for j, n in enumerate(factor_names)},
@@ -158,7 +139,7 @@ def train_judge(images, factor_names, factor_sizes, attrs_cfg, seed: int, device
                                        truth[:, factor_names.index(a.factor)],
                                        a.tolerance).mean()) for a in attrs_cfg.items},
               "n_train": attrs_cfg.classifier.n_train, "n_test": attrs_cfg.classifier.n_test,
-              "time_s": timer.wall, "cpu_s": timer.cpu}
+              "time_s": clock.wall["classifier"], "cpu_s": clock.cpu["classifier"]}
     return clf, report
 
 
@@ -171,7 +152,7 @@ def run_attributes(codes_fn, decode_fn, classify_fn, images, factor_names, facto
         result, ex = av.evaluate_attribute(
             codes_fn, decode_fn, classify_fn, factor_sizes, k, attr.source, attr.target,
             n_vector=attrs_cfg.n_vector, n_apply=attrs_cfg.n_apply,
-            rng=rng_for(seed, f"attribute/{attr.name}"), tolerance=attr.tolerance)
+            rng=stream_rng(seed, f"attribute/{attr.name}"), tolerance=attr.tolerance)
         numbers[attr.name] = result
         m = min(attrs_cfg.n_examples, len(ex["factors"]))
         shown = ex["factors"][:m]
@@ -206,11 +187,13 @@ def disentangle_stage(cfg: Params, name: str, models_dir: Path, data_root: Path,
     if name not in cfg.evaluate.disentangle:
         raise ConfigError(f"model {name!r} is not in evaluate.disentangle "
                           f"{cfg.evaluate.disentangle}; add it there (params.yaml)")
+    mcfg = checked_model(cfg, "disentangle", name)
     section = cfg.section("disentangle")
     io.check_replaceable(figures_dir, FIGURE_FILES)
-    device = resolve_device(section.device or cfg.device, "disentangle.device")
-    trained = runs.trained_runs(cfg, name, models_dir)
-    module = get_dataset(cfg.models[name].dataset)
+    ctx = StageContext.create(cfg, "disentangle", name, section)
+    device = ctx.device
+    trained = ctx.runs(models_dir)
+    module = get_dataset(mcfg.dataset)
     images = module.Images(raw_dir)
     names, sizes = list(module.FACTOR_NAMES), tuple(module.FACTOR_SIZES)
     blas = nullcontext()
@@ -218,7 +201,7 @@ def disentangle_stage(cfg: Params, name: str, models_dir: Path, data_root: Path,
         from threadpoolctl import threadpool_limits
         blas = threadpool_limits(limits=section.blas_threads, user_api="blas")
 
-    per_seed, cache, judge = {}, {}, None
+    per_seed, judge = {}, None
     with blas, io.atomic_dir(figures_dir, FIGURE_FILES) as fig_tmp:
         if section.attributes.items:
             clf, judge = train_judge(images, names, sizes, section.attributes, section.seed,
@@ -226,15 +209,15 @@ def disentangle_stage(cfg: Params, name: str, models_dir: Path, data_root: Path,
             classify_fn = make_classify_fn(clf, device)
         for i, run in enumerate(trained):
             started = runs.timestamp()
-            model, ckpt, data = runs.load_run(run, data_root, device, cache)
-            print(f"{name} seed {run.seed} ({section.representation} codes, {describe(device)}):")
+            model, ckpt, data = ctx.load(run, data_root)
+            print(f"{name} seed {run.seed} ({section.representation} codes, {ctx.device_name}):")
             codes_fn = make_codes_fn(model, images, section.representation, device,
                                      section.encode_batch_size, data.max_value, sizes)
-            timers = {"metrics": Timer()}
-            with timers["metrics"]:
+            clock = Clock()
+            with clock.part("metrics"):
                 result = run_metrics(codes_fn, sizes, section.metrics, section.seed)
             if section.attributes.items:
-                with timers.setdefault("attributes", Timer()):
+                with clock.part("attributes"):
                     decode_fn = make_decode_fn(model, device, section.encode_batch_size)
                     result["attributes"], panels = run_attributes(
                         codes_fn, decode_fn, classify_fn, images, names, sizes,
@@ -243,17 +226,16 @@ def disentangle_stage(cfg: Params, name: str, models_dir: Path, data_root: Path,
                     av.save_attribute_figure(fig_tmp / "attribute_vectors.png", panels,
                                              f"{name} seed {run.seed}: attribute vectors")
             if i == 0:
-                with timers.setdefault("traversals", Timer()):
+                with clock.part("traversals"):
                     info = draw_traversals(model, data, section.traversals,
                                            fig_tmp / "traversals.png",
                                            f"{name} seed {run.seed}: latent traversals")
                 result["traversals"] = {"reference": info["reference"]}
-            result["time_s"] = {k: t.wall for k, t in timers.items()}
-            result["cpu_s"] = {k: t.cpu for k, t in timers.items()}
+            result["time_s"], result["cpu_s"] = clock.wall, clock.cpu
             result.update(started=started, finished=runs.timestamp())
             per_seed[run.seed] = result
     metrics = runs.stage_metrics(name, ckpt, per_seed, profile=cfg.profile,
-                                 device=describe(device), representation=section.representation,
+                                 device=ctx.device_name, representation=section.representation,
                                  image_source=images.source, classifier=judge)
     io.write_json(out_json, metrics)
     return metrics

@@ -16,7 +16,6 @@ JSON with the accuracy per factor on the whole prepared test split.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -25,9 +24,9 @@ from torch import nn
 from vaebench import io
 from vaebench.config import ConfigError, Params
 from vaebench.data import load_prepared
-from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.factor_classifier import fit_heads
 from vaebench.models.nets import GridEncoder
+from vaebench.stage import Clock, StageContext, seeded_torch
 
 CHECKPOINT = "featurenet.pt"
 _BATCH = 1000   # images per forward pass outside training
@@ -105,11 +104,11 @@ def featurenet_stage(cfg: Params, dataset: str, data_dir: Path, out_dir: Path,
         raise ConfigError(f"samplequality.featurenet.datasets: {dataset!r} is not listed; "
                           f"listed: {fcfg.datasets}")
     io.check_replaceable(out_dir, (CHECKPOINT,))
-    device = resolve_device(cfg.stage_device("samplequality"), "samplequality.device")
+    ctx = StageContext.create(cfg, "samplequality", dataset)
+    device = ctx.device
     data = load_prepared(data_dir, device)
-    started = time.perf_counter()
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(fcfg.seed)
+    clock = Clock()
+    with seeded_torch(device, fcfg.seed):
         gen = torch.Generator(device=device).manual_seed(fcfg.seed)
         n = min(fcfg.n_train or len(data.x_train), len(data.x_train))
         rows = torch.randperm(len(data.x_train), generator=gen, device=device)[:n]
@@ -121,14 +120,15 @@ def featurenet_stage(cfg: Params, dataset: str, data_dir: Path, out_dir: Path,
     acc = net.accuracy(data.test_inputs(binarize=False), data.factors_test)
     names = list(data.meta["factor_names"])
     accuracy = {name: float(a) for name, a in zip(names, acc)}
-    metrics = {"dataset": dataset, "profile": cfg.profile, "device": describe(device),
+    clock.lap("fit")
+    metrics = {"dataset": dataset, "profile": cfg.profile, "device": ctx.device_name,
                "n_train": n, "n_test": len(data.x_test), "epochs": fcfg.epochs,
                "test_accuracy": accuracy, "test_accuracy_mean": float(acc.mean()),
                "n_params": sum(p.numel() for p in net.parameters()),
-               "time_s": time.perf_counter() - started}
+               "time_s": clock.wall["fit"]}
     save_featurenet(net.cpu(), Path(out_dir), dataset=dataset, factor_names=names,
                     test_accuracy=accuracy)
     io.write_json(metrics_path, metrics)
     print(f"featurenet@{dataset}: test accuracy {accuracy} ({n} training images, "
-          f"{fcfg.epochs} epochs, {metrics['time_s']:.1f} s on {describe(device)})")
+          f"{fcfg.epochs} epochs, {metrics['time_s']:.1f} s on {ctx.device_name})")
     return metrics

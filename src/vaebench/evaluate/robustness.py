@@ -64,9 +64,6 @@ from __future__ import annotations
 
 import csv
 import sys
-import time
-import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,15 +76,16 @@ from sklearn.preprocessing import StandardScaler
 from torch.distributions import Distribution, kl_divergence
 
 from vaebench import io
-from vaebench.config import ConfigError, Params
+from vaebench.config import Params
 from vaebench.corruptions import CORRUPTIONS
-from vaebench.devices import describe, resolve_device
 from vaebench.evaluate.attacks import (code_distance, has_kl, input_differentiable,
                                        latent_objective, output_objective, pgd)
 from vaebench.models.capabilities import Probabilistic
+from vaebench.models.elbo import elbo_terms
 from vaebench.models.jacobian import jacobian_frobenius
-from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
+from vaebench.runs import stage_metrics, timestamp
 from vaebench.sections.robustness import RobustnessConfig
+from vaebench.stage import Clock, StageContext, checked_model, seeded_torch, stream_seed
 
 
 def normalised_auc(levels, values) -> float:
@@ -98,21 +96,6 @@ def normalised_auc(levels, values) -> float:
     return float(trapezoid_auc(levels, values) / (levels[-1] - levels[0]))
 
 
-def _stream_seed(seed: int, *names) -> int:
-    """A stable seed for one named stream of random draws (independent of hash seeds
-    and of the model: every model of a dataset gets the same test subset and corruptions)."""
-    return (seed * 1_000_003 + zlib.crc32("/".join(map(str, names)).encode())) % 2**63
-
-
-@contextmanager
-def _seeded(device: torch.device, seed: int):
-    """Seed the global RNG (used by ``rsample``) inside, restore it afterwards."""
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        yield
-
-
 def is_variational(model) -> bool:
     """Probabilistic model (q with a density, a prior): its ELBO can be evaluated."""
     return isinstance(model, Probabilistic)
@@ -120,14 +103,9 @@ def is_variational(model) -> bool:
 
 def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int, seed: int) -> torch.Tensor:
     """ELBO(x; q) = E_q[log p(x|z)] - KL(q || p(z)) per example, (B,); seeded draws."""
-    with _seeded(x.device, seed):
+    with seeded_torch(x.device, seed):
         z = q.rsample((n_samples,))                              # (S, B, D)
-    log_px = model.decode(z).log_prob(x).mean(0)                 # (B,)
-    prior = model.prior()
-    try:
-        return log_px - kl_divergence(q, prior)
-    except NotImplementedError:                                  # e.g. mixture priors
-        return log_px + (prior.log_prob(z) - q.log_prob(z)).mean(0)
+    return elbo_terms(lambda z: model.decode(z).log_prob(x), q, model.prior(), z).elbo
 
 
 # --- linear probes ------------------------------------------------------------------
@@ -156,7 +134,7 @@ def probe_accuracy(probes: dict[str, Pipeline], codes: np.ndarray, factors: np.n
 
 def train_codes(model, data, n: int, binarize: bool, seed: int, batch_size: int):
     """Codes and factors of a seeded random subset of the training set (numpy)."""
-    gen = torch.Generator(device=data.device).manual_seed(_stream_seed(seed, "probe"))
+    gen = torch.Generator(device=data.device).manual_seed(stream_seed(seed, "probe"))
     idx = torch.randperm(len(data.x_train), generator=gen, device=data.device)[:n]
     with torch.no_grad():
         codes = torch.cat([model.represent(data.train_batch(i, binarize, gen))
@@ -263,7 +241,7 @@ def corruption_curves(model, x: torch.Tensor, corruptions: dict[str, list[float]
         corrupt, rows, level_points = CORRUPTIONS[kind], [], {}
         for level in levels:
             # the same draws at every level of one process: nested masks, scaled noise
-            gen = torch.Generator(device=x.device).manual_seed(_stream_seed(seed, kind))
+            gen = torch.Generator(device=x.device).manual_seed(stream_seed(seed, kind))
             tilde = [corrupt(ref.x, level, gen) for ref in refs]
             if all(torch.equal(xt, ref.x) for xt, ref in zip(tilde, refs)):
                 rows.append(clean_row)                            # level 0: nothing changed
@@ -305,7 +283,7 @@ def attack_curves(model, x: torch.Tensor, eps: dict[str, list[float]], *, steps:
             values = []
             for e in levels:
                 gen = torch.Generator(device=x.device).manual_seed(
-                    _stream_seed(seed, "attack", norm, target))
+                    stream_seed(seed, "attack", norm, target))
                 total = 0.0
                 for xb in x.split(batch_size):
                     objective = (latent_objective(model, xb)[0] if target == "latent"
@@ -324,7 +302,7 @@ def random_test_subset(data, n: int | None, binarize: bool, seed: int):
     ``prepare`` already stores test rows in a seeded random order; drawing again from
     ``robustness.seed`` makes the subset this stage's own, independent of that order.
     """
-    gen = torch.Generator(device=data.device).manual_seed(_stream_seed(seed, "test"))
+    gen = torch.Generator(device=data.device).manual_seed(stream_seed(seed, "test"))
     idx = torch.randperm(len(data.x_test), generator=gen, device=data.device)[:n]
     return data.test_inputs(binarize)[idx], data.factors_test[idx]
 
@@ -336,44 +314,40 @@ def evaluate_model(model, data, rcfg: RobustnessConfig) -> tuple[dict, dict]:
     x, factors = random_test_subset(data, rcfg.n_test, binarize, rcfg.seed)  # (N, ...), (N, F)
     factors = factors.cpu().numpy()
     names = list(data.meta.get("factor_names") or [])
-    seconds: dict[str, float] = {}
-    t_all = t = time.perf_counter()
-    cpu_all = time.process_time()
+    clock = Clock()
 
     probes = {}
-    if names:
-        codes, fac = train_codes(model, data, rcfg.probe.n_train, binarize, rcfg.seed,
-                                 rcfg.batch_size)
-        probes = fit_probes(codes, fac, names, rcfg.probe.C, rcfg.probe.max_iter)
-    seconds["probe_fit"] = time.perf_counter() - t
+    with clock.part("probe_fit"):
+        if names:
+            codes, fac = train_codes(model, data, rcfg.probe.n_train, binarize, rcfg.seed,
+                                     rcfg.batch_size)
+            probes = fit_probes(codes, fac, names, rcfg.probe.C, rcfg.probe.max_iter)
 
-    t = time.perf_counter()
-    curves, clean, skipped, points = corruption_curves(
-        model, x, rcfg.corruptions, seed=rcfg.seed, batch_size=rcfg.batch_size,
-        elbo_samples=rcfg.elbo_samples, probes=probes, factors=factors, factor_names=names)
-    levels = {key: rcfg.corruptions[key[0]] for key in curves}
-    seconds["corruptions"] = time.perf_counter() - t
+    with clock.part("corruptions"):
+        curves, clean, skipped, points = corruption_curves(
+            model, x, rcfg.corruptions, seed=rcfg.seed, batch_size=rcfg.batch_size,
+            elbo_samples=rcfg.elbo_samples, probes=probes, factors=factors, factor_names=names)
+        levels = {key: rcfg.corruptions[key[0]] for key in curves}
 
     metrics: dict = dict(clean)
     # gradients w.r.t. the input exist only through a differentiable encoder
     differentiable = input_differentiable(model, x)
-    t = time.perf_counter()
-    if rcfg.jacobian.n and differentiable:
-        with torch.no_grad():
-            sq = jacobian_frobenius(model.represent, x[:rcfg.jacobian.n], rcfg.jacobian.chunk)
-        metrics["jacobian_frob"] = float(sq.sqrt().mean())
-        metrics["jacobian_frob_sq"] = float(sq.mean())
-    seconds["jacobian"] = time.perf_counter() - t
+    with clock.part("jacobian"):
+        if rcfg.jacobian.n and differentiable:
+            with torch.no_grad():
+                sq = jacobian_frobenius(model.represent, x[:rcfg.jacobian.n],
+                                        rcfg.jacobian.chunk)
+            metrics["jacobian_frob"] = float(sq.sqrt().mean())
+            metrics["jacobian_frob_sq"] = float(sq.mean())
 
-    t = time.perf_counter()
-    a = rcfg.attack
-    adv = attack_curves(model, x[:a.n], a.eps if differentiable else {}, steps=a.steps,
-                        step_size=a.step_size, seed=rcfg.seed, batch_size=rcfg.batch_size)
-    curves.update(adv)
-    levels.update({key: a.eps[key[0].removeprefix("attack_")] for key in adv})
-    seconds["attacks"] = time.perf_counter() - t
-    seconds["total"] = time.perf_counter() - t_all
-    seconds["total_cpu"] = time.process_time() - cpu_all      # CPU time of all threads
+    with clock.part("attacks"):
+        a = rcfg.attack
+        adv = attack_curves(model, x[:a.n], a.eps if differentiable else {}, steps=a.steps,
+                            step_size=a.step_size, seed=rcfg.seed, batch_size=rcfg.batch_size)
+        curves.update(adv)
+        levels.update({key: a.eps[key[0].removeprefix("attack_")] for key in adv})
+    clock.total()
+    seconds = {**clock.wall, "total_cpu": clock.cpu["total"]}   # CPU time of all threads
 
     for key, values in curves.items():
         metrics[f"auc_{key[0]}_{key[1]}"] = normalised_auc(levels[key], values)
@@ -412,26 +386,22 @@ def write_curves(plots_dir: Path, curves_by_seed: dict[int, dict]) -> list[Path]
 def robustness_stage(cfg: Params, name: str, models_dir: Path, data_root: Path,
                      out_json: Path, plots_dir: Path) -> dict:
     """``robustness@<name>``: every seed's checkpoint; metrics JSON and curve CSVs."""
-    if name not in cfg.models:
-        raise ConfigError(f"model {name!r} is not in params.yaml models; "
-                          f"known: {sorted(cfg.models)}")
+    checked_model(cfg, "robustness", name)
     rcfg: RobustnessConfig = cfg.section("robustness")
     io.check_replaceable(plots_dir, CURVE_FILES)
-    device = resolve_device(cfg.stage_device("robustness"), "robustness.device")
-    runs = trained_runs(cfg, name, models_dir)
-    cache: dict = {}
+    ctx = StageContext.create(cfg, "robustness", name, rcfg)
     per_seed, curves_by_seed, points, info = {}, {}, {}, {}
-    for run in runs:
+    for run in ctx.runs(models_dir):
         started = timestamp()
-        model, ckpt, data = load_run(run, data_root, device, cache)
+        model, ckpt, data = ctx.load(run, data_root)
         metrics, extra = evaluate_model(model, data, rcfg)
         metrics.update(started=started, finished=timestamp())
         per_seed[run.seed], curves_by_seed[run.seed], info = metrics, extra["curves"], extra["info"]
         points[run.seed] = extra["points"]
         print(f"{name} seed {run.seed}: robustness in {metrics['time_s']['total']:.1f} s "
-              f"on {describe(device)}")
+              f"on {ctx.device_name}")
     write_curves(Path(plots_dir), curves_by_seed)
-    out = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=describe(device),
+    out = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=ctx.device_name,
                         n_test=min(rcfg.n_test or len(data.x_test), len(data.x_test)), **info)
     for seed, p in points.items():   # per seed only: a mean over seeds of points means nothing
         out["seeds"][str(seed)]["recon_err_points"] = p

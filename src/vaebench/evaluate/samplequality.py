@@ -22,20 +22,19 @@ arXiv:1904.06991). Every image is an intensity in [0, 1].
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vaebench import io
-from vaebench.config import ConfigError, Params, check_applicable
-from vaebench.devices import describe, resolve_device
+from vaebench.config import ConfigError, Params
 from vaebench.evaluate.featurenet import FeatureNet, load_featurenet
 from vaebench.evaluate.frechet_distance import frechet_distance
 from vaebench.evaluate.precision_recall import precision_recall
 from vaebench.models.capabilities import Generative, NotFitted
-from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
+from vaebench.runs import stage_metrics, timestamp
+from vaebench.stage import Clock, StageContext, checked_model, mixed_seed, seeded_torch
 
 
 def fd_key(dataset: str) -> str:
@@ -57,8 +56,7 @@ def generate(model, name: str, n: int, batch_size: int, seed: int,
         raise ConfigError(f"samplequality: model {name!r} ({type(model).__name__}) does not "
                           f"generate (no Generative capability); remove it from "
                           f"evaluate.samplequality")
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded_torch(device, seed):
         parts = []
         for start in range(0, n, batch_size):
             try:
@@ -84,7 +82,7 @@ def sizes_fit(n_reference: int, n_samples: int, n_test: int, dataset: str) -> No
 def evaluate_run(model, name: str, data, net: FeatureNet, scfg, seed: int,
                  reference: np.ndarray) -> dict:
     """One checkpoint's comparisons: {'samples': {...}, 'reconstructions': {...}, 'time_s'}."""
-    t0 = time.perf_counter()
+    clock = Clock()
     n, k, batch = scfg.n_samples, scfg.kth_neighbour, scfg.batch_size
     # the model reconstructs its test inputs as it saw them in training (binarised or not)
     held_out = data.test_inputs(model.cfg.binarize)[scfg.n_reference:scfg.n_reference + n]
@@ -92,7 +90,8 @@ def evaluate_run(model, name: str, data, net: FeatureNet, scfg, seed: int,
                               data.name, k),
            "reconstructions": compare(net.embed(reconstruct(model, held_out, batch)),
                                       reference, data.name, k)}
-    out["time_s"] = time.perf_counter() - t0
+    clock.lap("run")
+    out["time_s"] = clock.wall["run"]
     return out
 
 
@@ -107,33 +106,27 @@ def floor(data, net: FeatureNet, scfg, reference: np.ndarray) -> dict:
 def samplequality_stage(cfg: Params, name: str, models_dir: Path, featurenets_dir: Path,
                         data_root: Path, out_json: Path) -> dict:
     """``samplequality@<name>``: every seed's checkpoint; metrics JSON."""
-    if name not in cfg.models:
-        raise ConfigError(f"model {name!r} is not in params.yaml models; "
-                          f"known: {sorted(cfg.models)}")
-    check_applicable("samplequality", name, cfg.models[name])   # also for a direct call
-    dataset = cfg.models[name].dataset
+    dataset = checked_model(cfg, "samplequality", name).dataset
     scfg = cfg.section("samplequality").for_dataset(dataset)
-    device = resolve_device(cfg.stage_device("samplequality"), "samplequality.device")
-    net, record = load_featurenet(Path(featurenets_dir) / dataset, dataset, device)
-    runs = trained_runs(cfg, name, models_dir)
-    cache: dict = {}
+    ctx = StageContext.create(cfg, "samplequality", name, scfg)
+    net, record = load_featurenet(Path(featurenets_dir) / dataset, dataset, ctx.device)
     per_seed, base = {}, None
-    for run in runs:
+    for run in ctx.runs(models_dir):
         started = timestamp()
-        model, ckpt, data = load_run(run, data_root, device, cache)
+        model, ckpt, data = ctx.load(run, data_root)
         if base is None:
             sizes_fit(scfg.n_reference, scfg.n_samples, len(data.x_test), dataset)
             reference = net.embed(data.test_inputs(binarize=False)[:scfg.n_reference])
             base = floor(data, net, scfg, reference)
-        seed = int(np.random.SeedSequence([scfg.seed, run.seed]).generate_state(1)[0])
+        seed = mixed_seed(scfg.seed, run.seed)
         per_seed[run.seed] = {**evaluate_run(model, name, data, net, scfg, seed, reference),
                               "started": started, "finished": timestamp()}
         r = per_seed[run.seed]
         print(f"{name} seed {run.seed}: {fd_key(dataset)} samples "
               f"{r['samples'][fd_key(dataset)]:.3g}, reconstructions "
               f"{r['reconstructions'][fd_key(dataset)]:.3g} (floor {base[fd_key(dataset)]:.3g}) "
-              f"in {r['time_s']:.1f} s on {describe(device)}")
-    out = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=describe(device),
+              f"in {r['time_s']:.1f} s on {ctx.device_name}")
+    out = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=ctx.device_name,
                         n_reference=scfg.n_reference, n_samples=scfg.n_samples,
                         kth_neighbour=scfg.kth_neighbour,
                         feature_space=f"penultimate layer of featurenet@{dataset} "

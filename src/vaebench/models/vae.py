@@ -27,10 +27,10 @@ from typing import Literal
 
 import torch
 from pydantic import PositiveInt
-from torch.distributions import kl_divergence
 
 from vaebench.models.base import LossTerms, Model, ModelConfig, diagonal_gaussian
 from vaebench.models.capabilities import Probabilistic
+from vaebench.models.elbo import closed_form_kl, log_ratio
 from vaebench.models.estimators import ESTIMATORS, estimator_variances
 from vaebench.models.priors import PRIORS
 from vaebench.models.variational import SCHEDULES, VariationalOptions
@@ -56,21 +56,14 @@ class VAE(Probabilistic, Model):
     def prior(self):
         return self.prior_net(self.encode)
 
-    def closed_form_kl(self, q, prior) -> torch.Tensor | None:
-        """KL(q(z|x) || p(z)) per example (B,) where torch.distributions has it, else None."""
-        try:
-            return kl_divergence(q, prior)
-        except NotImplementedError:
-            return None
-
     def kl(self, q, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per example (B,): closed form, else the Monte Carlo mean of
         log q(z|x) - log p(z) over samples z (S, B, D) (one reparameterised draw if None)."""
         prior = self.prior()
-        kl = self.closed_form_kl(q, prior)
-        if kl is None:
+        kl = closed_form_kl(q, prior)
+        if kl is None:      # draw only when needed: a draw advances the RNG
             z = q.rsample((1,)) if z is None else z
-            kl = (q.log_prob(z) - prior.log_prob(z)).mean(0)
+            kl = log_ratio(q, prior, z).mean(0)
         return kl
 
     def kl_weight_at(self, step: int) -> float:
@@ -92,10 +85,10 @@ class VAE(Probabilistic, Model):
     def elbo_loss(self, q, x, step):
         """Negative ELBO of x under a given q(z|x) (amortised, or per data point)."""
         prior, weight = self.prior(), self.kl_weight_at(step)
-        kl = self.closed_form_kl(q, prior)               # (B,) or None
+        kl = closed_form_kl(q, prior)                    # (B,) or None
         if kl is None:  # Monte Carlo KL on the samples of the reconstruction term
             def mc_kl(z):
-                kl = q.log_prob(z) - prior.log_prob(z)   # (S, B)
+                kl = log_ratio(q, prior, z)              # (S, B)
                 return kl, {"kl": kl}
             return self.penalised_loss(q, x, step, mc_kl)
         recon = -self.expected_log_lik(q, x)             # (B,)

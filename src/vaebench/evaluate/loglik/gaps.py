@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torch.distributions import Distribution, Independent, Normal
 from tqdm.auto import tqdm
 
 from vaebench.evaluate.loglik.estimate import GAPS, private_rng, seed_device, stream_seed
+from vaebench.models.elbo import elbo_terms
 
 
 def diagonal_start(q: Distribution) -> tuple[Tensor, Tensor] | str:
@@ -39,13 +40,12 @@ def reparameterised_elbo(model, x: Tensor, q: Distribution, prior: Distribution,
     """ELBO per point (N,): MC reconstruction over n_samples codes (one decoder call) - KL."""
     z = q.rsample((n_samples,))                              # (S, N, *E)
     tail = [1] * (x.dim() - 1)
-    lpx = model.decode(z.flatten(0, 1)).log_prob(x.repeat(n_samples, *tail))
-    lpx = lpx.view(n_samples, len(x)).mean(0)                # (N,)
-    try:
-        kl = kl_divergence(q, prior)
-    except NotImplementedError:
-        kl = (q.log_prob(z) - prior.log_prob(z)).mean(0)
-    return lpx - kl
+
+    def log_lik(z):                                          # one decoder call: (S, N)
+        lpx = model.decode(z.flatten(0, 1)).log_prob(x.repeat(n_samples, *tail))
+        return lpx.view(n_samples, len(x))
+
+    return elbo_terms(log_lik, q, prior, z).elbo
 
 
 def fit_local_posterior(model, x: Tensor, q: Distribution, *, steps: int, lr: float,

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, Independent, kl_divergence
+from torch.distributions import Distribution, Independent
 
 from vaebench.evaluate.loglik.estimate import POSTERIOR, private_rng, seed_device, stream_seed
+from vaebench.models.elbo import closed_form_kl, log_ratio
 
 
 def kl_to_prior(q: Distribution, prior: Distribution, mc: Tensor) -> tuple[Tensor, bool]:
     """(KL per point (N,) float64, closed form?) -- ``mc`` is the MC estimate to fall back on."""
-    try:
-        return kl_divergence(q, prior).double(), True
-    except NotImplementedError:
-        return mc, False
+    kl = closed_form_kl(q, prior)
+    return (mc, False) if kl is None else (kl.double(), True)
 
 
 def _factorised(d: Distribution) -> bool:
@@ -35,13 +34,13 @@ def kl_per_dimension(q: Distribution, prior: Distribution, n_samples: int,
     if not (_factorised(q) and _factorised(prior)):
         return None
     qb, pb = q.base_dist, prior.base_dist
-    try:
-        return kl_divergence(qb, pb)
-    except NotImplementedError:
-        with private_rng(device):
-            seed_device(torch.device(device), stream_seed(seed, POSTERIOR))
-            z = qb.sample((n_samples,))                    # (S, N, D)
-        return (qb.log_prob(z) - pb.log_prob(z)).mean(0)
+    kl = closed_form_kl(qb, pb)
+    if kl is not None:
+        return kl
+    with private_rng(device):
+        seed_device(torch.device(device), stream_seed(seed, POSTERIOR))
+        z = qb.sample((n_samples,))                        # (S, N, D)
+    return log_ratio(qb, pb, z).mean(0)
 
 
 @torch.no_grad()

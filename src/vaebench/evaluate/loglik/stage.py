@@ -13,7 +13,6 @@ every probabilistic family is evaluated the same way.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,15 +20,15 @@ import torch
 from torch import Tensor
 
 from vaebench import io
-from vaebench.config import ConfigError, Params, check_applicable
-from vaebench.devices import describe, resolve_device
+from vaebench.config import Params
 from vaebench.evaluate.loglik.estimate import importance_estimates
 from vaebench.evaluate.loglik.gaps import diagonal_start, fit_local_posterior
 from vaebench.evaluate.loglik.posterior import (active_units, kl_per_dimension, kl_to_prior,
                                                 posterior_means)
 from vaebench.models.capabilities import ExactLikelihood
-from vaebench.runs import load_run, stage_metrics, timestamp, trained_runs
+from vaebench.runs import stage_metrics, timestamp
 from vaebench.sections.loglik import LoglikConfig
+from vaebench.stage import Clock, StageContext, checked_model
 
 
 def summary(values: Tensor) -> dict:
@@ -89,24 +88,6 @@ def inference_gaps(model, x: Tensor, log_p_hat: Tensor, exact: Tensor | None,
     if exact is not None:
         out["approximation_exact"] = summary(exact - elbos["q_star"])
     return out
-
-
-class Clock:
-    """Wall and CPU (process) seconds per part: on a shared machine CPU time is the
-    steadier measure of cost."""
-
-    def __init__(self):
-        self.wall, self.cpu = {}, {}
-        self._start = self._last = (time.perf_counter(), time.process_time())
-
-    def lap(self, name: str) -> None:
-        now = (time.perf_counter(), time.process_time())
-        self.wall[name], self.cpu[name] = now[0] - self._last[0], now[1] - self._last[1]
-        self._last = now
-
-    def total(self) -> None:
-        self.wall["total"] = self._last[0] - self._start[0]
-        self.cpu["total"] = self._last[1] - self._start[1]
 
 
 def evaluate_model(model, x: Tensor, cfg: LoglikConfig, progress: bool = True) -> dict:
@@ -171,24 +152,20 @@ def plot_rows(name: str, metrics: dict) -> pd.DataFrame:
 def loglik_stage(cfg: Params, name: str, models_dir: Path, data_root: Path, out_json: Path,
                  plots_path: Path, progress: bool = True) -> dict:
     """``loglik@<name>``: write the metrics JSON and the plot CSV."""
-    if name not in cfg.models:
-        raise ConfigError(f"model {name!r} is not in params.yaml models; "
-                          f"known: {sorted(cfg.models)}")
-    check_applicable("loglik", name, cfg.models[name])
-    lcfg: LoglikConfig = cfg.section("loglik").for_dataset(cfg.models[name].dataset)
-    device = resolve_device(lcfg.device or cfg.device, "loglik.device")
-    runs = trained_runs(cfg, name, models_dir)
-    per_seed, cache = {}, {}
-    for run in runs:
+    mcfg = checked_model(cfg, "loglik", name)
+    lcfg: LoglikConfig = cfg.section("loglik").for_dataset(mcfg.dataset)
+    ctx = StageContext.create(cfg, "loglik", name, lcfg)
+    per_seed = {}
+    for run in ctx.runs(models_dir):
         started = timestamp()
-        model, ckpt, data = load_run(run, data_root, device, cache)
+        model, ckpt, data = ctx.load(run, data_root)
         x = data.test_inputs(model.cfg.binarize)[:lcfg.n_test]
         result = evaluate_model(model, x, lcfg, progress)
         per_seed[run.seed] = {**result, "started": started, "finished": timestamp()}
         print(f"{name} seed {run.seed}: ELBO {result['elbo']['mean']:.2f}, log p_K(x) "
               f"{result['log_p_hat'][f'k{lcfg.ks[-1]}']['mean']:.2f} at K={lcfg.ks[-1]} "
-              f"({result['time_s']['total']:.1f} s on {describe(device)})")
-    metrics = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=describe(device),
+              f"({result['time_s']['total']:.1f} s on {ctx.device_name})")
+    metrics = stage_metrics(name, ckpt, per_seed, profile=cfg.profile, device=ctx.device_name,
                             ks=lcfg.ks, n_test=len(x), likelihood=ckpt["config"]["likelihood"],
                             binarize=ckpt["config"]["binarize"])  # the units of every number
     io.write_json(out_json, metrics)
