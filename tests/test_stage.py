@@ -95,7 +95,9 @@ def test_clock_records_wall_and_cpu_seconds_per_part():
             pass
     clock.lap("nothing")
     clock.total()
-    assert clock.wall["sleep"] >= 0.05 and clock.cpu["sleep"] < 0.04   # waiting costs no CPU
+    # (no bound on the sleep's CPU seconds: process time counts every thread, and a
+    # thread left by an earlier test may run meanwhile)
+    assert clock.wall["sleep"] >= 0.05
     assert clock.cpu["busy"] >= 0.05 and clock.wall["busy"] >= 0.05
     assert set(clock.wall) == set(clock.cpu) == {"sleep", "busy", "nothing", "total"}
     assert clock.wall["total"] >= clock.wall["sleep"] + clock.wall["busy"]
