@@ -97,7 +97,8 @@ def test_broken_link_is_detected(tmp_path):
 
 def test_the_models_page_names_every_family_and_every_params_block():
     """docs/models.md: one row per registered family (with its file), every block of
-    params.yaml's `models:` in its family's row."""
+    params.yaml's `models:` in its family's row, and in its last column the `evaluate:`
+    lists that hold any of those blocks."""
     import inspect
 
     import yaml
@@ -110,5 +111,11 @@ def test_the_models_page_names_every_family_and_every_params_block():
     for family, cls in MODELS.items():
         path = Path(inspect.getsourcefile(cls)).relative_to(ROOT).as_posix()
         assert f"(../{path})" in rows[family], family
-    for name, block in yaml.safe_load((ROOT / "params.yaml").read_text())["models"].items():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    evaluated = {family: set() for family in MODELS}
+    for name, block in params["models"].items():
         assert f"`{name}`" in rows[block["family"]], name
+        evaluated[block["family"]] |= {s for s, names in params["evaluate"].items() if name in names}
+    for family, stages in evaluated.items():   # the last column: the lists holding its blocks
+        cell = rows[family].split("|")[-2].strip()
+        assert set(cell.split(", ")) - {"—"} == stages, (family, cell, sorted(stages))
