@@ -17,8 +17,10 @@ from vaebench.evaluate.loglik.estimate import POSTERIOR, private_rng, seed_devic
 from vaebench.models.elbo import closed_form_kl, log_ratio
 
 
-def kl_to_prior(q: Distribution, prior: Distribution, mc: Tensor) -> tuple[Tensor, bool]:
-    """(KL per point (N,) float64, closed form?) -- ``mc`` is the MC estimate to fall back on."""
+def kl_or_estimate(q: Distribution, prior: Distribution, mc: Tensor) -> tuple[Tensor, bool]:
+    """(KL per point (N,) float64, closed form?) -- ``mc`` is the estimator's own MC estimate
+    (the mean log-ratio over its proposal draws), taken where no closed form exists
+    (``models.elbo.kl_to_prior`` does the same from samples it is given)."""
     kl = closed_form_kl(q, prior)
     return (mc, False) if kl is None else (kl.double(), True)
 

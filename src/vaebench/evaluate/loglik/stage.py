@@ -23,7 +23,7 @@ from vaebench import io
 from vaebench.config import Params
 from vaebench.evaluate.loglik.estimate import importance_estimates
 from vaebench.evaluate.loglik.gaps import diagonal_start, fit_local_posterior
-from vaebench.evaluate.loglik.posterior import (active_units, kl_per_dimension, kl_to_prior,
+from vaebench.evaluate.loglik.posterior import (active_units, kl_per_dimension, kl_or_estimate,
                                                 posterior_means)
 from vaebench.models.capabilities import ExactLikelihood
 from vaebench.runs import stage_metrics, timestamp
@@ -74,7 +74,7 @@ def inference_gaps(model, x: Tensor, log_p_hat: Tensor, exact: Tensor | None,
         est = importance_estimates(model, x, [k], q=dist, naive=False, seed=cfg.seed,
                                    chunk_points=cfg.chunk_points,
                                    chunk_samples=cfg.chunk_samples, progress=progress)
-        elbos[name] = est.recon - kl_to_prior(dist, prior, est.log_ratio)[0]
+        elbos[name] = est.recon - kl_or_estimate(dist, prior, est.log_ratio)[0]
         bounds[name] = est.log_p[k]
     out = {"n": len(x), "steps": cfg.gap_steps, "eval_samples": k,
            "elbo_q": summary(elbos["q"]), "elbo_q_star": summary(elbos["q_star"]),
@@ -103,7 +103,7 @@ def evaluate_model(model, x: Tensor, cfg: LoglikConfig, progress: bool = True) -
     clock.lap("exact")
 
     with torch.no_grad():
-        kl, closed = kl_to_prior(q, prior, est.log_ratio)
+        kl, closed = kl_or_estimate(q, prior, est.log_ratio)
         kl_dims = kl_per_dimension(q, prior, cfg.kl_dim_samples, cfg.seed, x.device)
         n_active, activity = active_units(posterior_means(q, cfg.kl_dim_samples, cfg.seed,
                                                           x.device), cfg.active_threshold)
