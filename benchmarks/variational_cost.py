@@ -21,9 +21,9 @@ from vaebench.models.capabilities import PerDatapoint
 SHAPE = (1, 28, 28)
 VARIANTS = {
     "vae": {"family": "vae"},
-    "score_function S=2 loo": {"family": "vae", "gradient": "score_function", "n_samples": 2,
+    "score_function S=2 loo": {"family": "vae", "gradient": "score_function", "mc_samples": 2,
                                "baseline": "leave_one_out"},
-    "score_function S=4 loo": {"family": "vae", "gradient": "score_function", "n_samples": 4,
+    "score_function S=4 loo": {"family": "vae", "gradient": "score_function", "mc_samples": 4,
                                "baseline": "leave_one_out"},
     "alternating": {"family": "vae", "optimisation": "alternating"},
     "svi_vae K=1": {"family": "svi_vae", "inner_steps": 1},

@@ -1,6 +1,7 @@
-"""Renamed parameters: a block that still uses an old name (``beta``, ``k``, ``lam``, ...,
-each of which once meant different things in different families) is a ConfigError that
-names the full key, the new name and what it means -- before any work."""
+"""Renamed parameters: a block that still uses an old name (``beta``, ``k``, ``lam``,
+``n_samples``, ..., each of which once meant different things in different families or
+sections) is a ConfigError that names the full key, the new name and what it means --
+before any work."""
 from __future__ import annotations
 
 import copy
@@ -13,22 +14,29 @@ from vaebench.sections.samplequality import SampleQualityConfig
 from vaebench.models import MODELS, validate_model_config
 from vaebench.schema import ConfigError, Strict
 
-# The renames of issue 18, per family: old key -> new key.
+# The renames of issue 18, per family: old key -> new key. Every VAE-family config
+# (VariationalOptions) renamed its Monte Carlo draws, as samplequality's n_samples counts images.
+MC = {"n_samples": "mc_samples"}
 RENAMED = {
-    "beta_vae": {"beta": "kl_weight"},
-    "beta_tc_vae": {"alpha": "mi_weight", "beta": "tc_weight", "gamma": "dim_kl_weight"},
-    "factor_vae": {"gamma": "tc_weight"},
-    "annealed_vae": {"gamma": "capacity_weight", "c_max": "capacity_max"},
+    "vae": MC,
+    "beta_vae": {**MC, "beta": "kl_weight"},
+    "beta_tc_vae": {**MC, "alpha": "mi_weight", "beta": "tc_weight", "gamma": "dim_kl_weight"},
+    "factor_vae": {**MC, "gamma": "tc_weight"},
+    "annealed_vae": {**MC, "gamma": "capacity_weight", "c_max": "capacity_max"},
+    "dip_vae": MC,
+    "info_vae": {**MC, "alpha": "kl_reduction", "lam": "mmd_weight"},
+    "linear_vae": MC,
+    "ppca": MC,
+    "svi_vae": MC,
     "sparse_ae": {"beta": "sparsity_weight"},
     "ksparse_ae": {"k": "top_k"},
     "cae": {"lam": "contraction_weight"},
     "wae": {"lam": "mmd_weight"},
-    "info_vae": {"alpha": "kl_reduction", "lam": "mmd_weight"},
     "rae": {"beta": "code_weight", "lam": "decoder_weight"},
-    "iwae": {"k": "iw_samples"},
-    "miwae": {"k": "iw_samples", "m": "n_bounds"},
-    "ciwae": {"k": "iw_samples"},
-    "piwae": {"k": "iw_samples", "m": "n_bounds"},
+    "iwae": {**MC, "k": "iw_samples"},
+    "miwae": {**MC, "k": "iw_samples", "m": "n_bounds"},
+    "ciwae": {**MC, "k": "iw_samples"},
+    "piwae": {**MC, "k": "iw_samples", "m": "n_bounds"},
     "vqvae": {"prior": "code_prior"},
     "vqvae2": {"prior": "code_prior"},
 }

@@ -9,7 +9,7 @@ from vaebench.data.base import DataError, load_prepared
 
 
 def test_full_grid_has_every_combination_exactly_once():
-    cfg = dsprites.Config(n_train=None, n_test=10)
+    cfg = dsprites.DSpritesConfig(n_train=None, n_test=10)
     train_idx, test_idx = dsprites.split_indices(cfg)
     assert len(train_idx) == 737_280 == dsprites.N_IMAGES == np.prod(dsprites.FACTOR_SIZES)
     factors = dsprites.index_to_factors(train_idx)
@@ -104,12 +104,12 @@ def test_render_rejects_bad_factors():
 
 
 def test_prepare_is_deterministic_and_checksummed(tmp_path):
-    cfg = dsprites.Config(n_train=300, n_test=50, split_seed=3)
+    cfg = dsprites.DSpritesConfig(n_train=300, n_test=50, split_seed=3)
     m1 = dsprites.prepare(cfg, tmp_path / "raw", tmp_path / "a")
     m2 = dsprites.prepare(cfg, tmp_path / "raw", tmp_path / "b")
     assert m1["sha256"] == m2["sha256"]
     assert (tmp_path / "a" / "train.npz").read_bytes() == (tmp_path / "b" / "train.npz").read_bytes()
-    m3 = dsprites.prepare(dsprites.Config(n_train=300, n_test=50, split_seed=4),
+    m3 = dsprites.prepare(dsprites.DSpritesConfig(n_train=300, n_test=50, split_seed=4),
                           tmp_path / "raw", tmp_path / "c")
     assert m3["sha256"] != m1["sha256"]
     data = load_prepared(tmp_path / "a")
@@ -128,7 +128,7 @@ def test_prepare_is_deterministic_and_checksummed(tmp_path):
 
 
 def test_corrupt_and_truncated_files_are_clear_errors(tmp_path):
-    dsprites.prepare(dsprites.Config(n_train=40, n_test=10), tmp_path, tmp_path / "d")
+    dsprites.prepare(dsprites.DSpritesConfig(n_train=40, n_test=10), tmp_path, tmp_path / "d")
     path = tmp_path / "d" / "train.npz"
     blob = path.read_bytes()
     path.write_bytes(blob[: len(blob) // 2])

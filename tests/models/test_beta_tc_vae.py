@@ -31,21 +31,21 @@ def _fit_size(model, n):
 
 
 @pytest.mark.parametrize("sampling", ["mws", "mss"])
-@pytest.mark.parametrize("n_samples", [1, 3])
-def test_unit_weights_give_the_monte_carlo_negative_elbo_on_the_same_samples(sampling, n_samples):
+@pytest.mark.parametrize("mc_samples", [1, 3])
+def test_unit_weights_give_the_monte_carlo_negative_elbo_on_the_same_samples(sampling, mc_samples):
     """mi + tc + dwkl = log q(z|x) - log p(z) for any estimate q^ of the aggregate
     density (the log q^ terms cancel), so at alpha = beta = gamma = 1 the loss is exactly
     mean_i mean_s [-log p(x_i|z_si) + log q(z_si|x_i) - log p(z_si)] on the same draws."""
     torch.manual_seed(0)
     model = _model(mi_weight=1.0, tc_weight=1.0, dim_kl_weight=1.0, sampling=sampling,
-                   n_samples=n_samples)
+                   mc_samples=mc_samples)
     _fit_size(model, 1000)
     x = _x()
     torch.manual_seed(7)
     out = model.loss(x, 0)
     torch.manual_seed(7)
     q = model.encode(x)
-    z = q.rsample((n_samples,))
+    z = q.rsample((mc_samples,))
     by_hand = (-model.decode(z).log_prob(x) + q.log_prob(z) - model.prior().log_prob(z)).mean()
     assert out.loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
     parts = out.terms["mi"] + out.terms["tc"] + out.terms["dwkl"]
@@ -162,7 +162,7 @@ def test_kl_warmup_scales_the_whole_decomposed_penalty():
 
 def test_score_function_gradient_reaches_the_encoder():
     torch.manual_seed(0)
-    model = _model(gradient="score_function", n_samples=2, baseline="leave_one_out")
+    model = _model(gradient="score_function", mc_samples=2, baseline="leave_one_out")
     _fit_size(model, 1000)
     model.loss(_x(), 0).loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())

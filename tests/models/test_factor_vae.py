@@ -84,9 +84,9 @@ def test_tc_estimate_is_the_logit_difference_of_the_discriminator():
     assert out.terms["tc"].item() == pytest.approx(tc.mean().item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("n_samples", [1, 3])
-def test_gamma_zero_gives_the_plain_elbo_loss_on_the_same_samples(n_samples):
-    model = _model(tc_weight=0.0, n_samples=n_samples)
+@pytest.mark.parametrize("mc_samples", [1, 3])
+def test_gamma_zero_gives_the_plain_elbo_loss_on_the_same_samples(mc_samples):
+    model = _model(tc_weight=0.0, mc_samples=mc_samples)
     x = _x()
     torch.manual_seed(7)
     out = model.loss(x, 0)

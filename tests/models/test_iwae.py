@@ -116,7 +116,7 @@ def test_iw_samples_must_be_a_positive_integer(k):
                                     "latent_dim": 4, "iw_samples": k})
 
 
-@pytest.mark.parametrize("bad", [{"gradient": "score_function"}, {"n_samples": 2}])
+@pytest.mark.parametrize("bad", [{"gradient": "score_function"}, {"mc_samples": 2}])
 def test_iwae_rejects_estimator_options_its_bound_does_not_use(bad):
     with pytest.raises(ConfigError, match=rf"models\.m\.{next(iter(bad))}"):
         validate_model_config("m", {"family": "iwae", "dataset": "mnist", "backbone": "mlp",

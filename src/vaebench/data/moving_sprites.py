@@ -33,7 +33,7 @@ from vaebench.data.base import save_prepared
 BINARY = True                      # frames are 0/1
 
 
-class Config(Strict):
+class MovingSpritesConfig(Strict):
     """``datasets.moving_sprites``: sizes of the sequences and the generator's seeds."""
 
     n_train: PositiveInt = 2000
@@ -58,12 +58,15 @@ class Config(Strict):
         return self
 
 
-def image_shape(cfg: Config) -> tuple[int, ...]:
+CONFIG = MovingSpritesConfig   # the registry validates ``datasets.moving_sprites`` against CONFIG
+
+
+def image_shape(cfg: MovingSpritesConfig) -> tuple[int, ...]:
     """Time on the channel axis: (T, H, W)."""
     return (cfg.seq_len, cfg.image_size, cfg.image_size)
 
 
-def initial_states(cfg: Config, n: int, rng: np.random.Generator) -> np.ndarray:
+def initial_states(cfg: MovingSpritesConfig, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, K, 4) int64 initial (x, y, vx, vy) per sprite."""
     room = cfg.image_size - cfg.sprite_size
     pos = rng.integers(0, room + 1, size=(n, cfg.n_sprites, 2))
@@ -72,7 +75,7 @@ def initial_states(cfg: Config, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([pos, speed * sign], axis=-1).astype(np.int64)
 
 
-def simulate(cfg: Config, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def simulate(cfg: MovingSpritesConfig, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, K, 4) initial states -> positions and velocities, each (n, T, K, 2)."""
     room = cfg.image_size - cfg.sprite_size
     p, v = state[..., :2].copy(), state[..., 2:].copy()
@@ -87,7 +90,7 @@ def simulate(cfg: Config, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(positions, 1), np.stack(velocities, 1)
 
 
-def render(cfg: Config, positions: np.ndarray, chunk: int = 256) -> np.ndarray:
+def render(cfg: MovingSpritesConfig, positions: np.ndarray, chunk: int = 256) -> np.ndarray:
     """(n, T, K, 2) top-left corners -> (n, T, H, W) uint8 frames in {0, 1}."""
     n, t = positions.shape[:2]
     s, size = cfg.image_size, cfg.sprite_size
@@ -101,11 +104,11 @@ def render(cfg: Config, positions: np.ndarray, chunk: int = 256) -> np.ndarray:
     return out
 
 
-def factor_names(cfg: Config) -> list[str]:
+def factor_names(cfg: MovingSpritesConfig) -> list[str]:
     return [f"{f}_{k}" for k in range(cfg.n_sprites) for f in ("x", "y", "vx", "vy")]
 
 
-def prepare(cfg: Config, raw_dir: Path, out_dir: Path) -> dict:
+def prepare(cfg: MovingSpritesConfig, raw_dir: Path, out_dir: Path) -> dict:
     rng = np.random.default_rng(cfg.seed)
     state = initial_states(cfg, cfg.n_train + cfg.n_test, rng)           # (N, K, 4)
     positions, _ = simulate(cfg, state)

@@ -30,7 +30,7 @@ class AnnealedVAEConfig(VAEConfig):
         25.0, description="the capacity C reached after c_steps, in nats; "
                           "C_max in Burgess et al. 2018")
     c_steps: PositiveInt = 100_000     # steps over which C rises from 0 to capacity_max
-    renamed = {"gamma": "capacity_weight", "c_max": "capacity_max"}
+    renamed = {**VAEConfig.renamed, "gamma": "capacity_weight", "c_max": "capacity_max"}
 
 
 class AnnealedVAE(VAE):

@@ -94,7 +94,8 @@ class BetaTCVAEConfig(VAEConfig):
     dim_kl_weight: NonNegativeFloat = Field(
         1.0, description="the weight of the dimension-wise KL; gamma in Chen et al. 2018")
     sampling: Literal["mws", "mss"] = "mws"
-    renamed = {"alpha": "mi_weight", "beta": "tc_weight", "gamma": "dim_kl_weight"}
+    renamed = {**VAEConfig.renamed, "alpha": "mi_weight", "beta": "tc_weight",
+               "gamma": "dim_kl_weight"}
 
 
 class BetaTCVAE(VAE):

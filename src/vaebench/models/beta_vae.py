@@ -19,7 +19,7 @@ class BetaVAEConfig(VAEConfig):
     family: Literal["beta_vae"] = "beta_vae"
     kl_weight: NonNegativeFloat = Field(
         4.0, description="the weight of the KL term; beta in Higgins et al. 2017")
-    renamed = {"beta": "kl_weight"}
+    renamed = {**VAEConfig.renamed, "beta": "kl_weight"}
 
 
 class BetaVAE(VAE):

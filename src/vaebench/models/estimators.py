@@ -107,10 +107,10 @@ def estimator_variances(model, x: torch.Tensor, repeats: int, batch: int = 32) -
     estimator, on the same model state and the same minibatch ``x[:batch]``.
 
     ``model`` is a VAE-family model (``encoder``, ``encode``, ``kl``,
-    ``expected_log_lik(q, x, gradient, baseline)``, ``cfg.n_samples``); every
-    estimator uses the model's ``n_samples``. Returns ``grad_var_<estimator>``
+    ``expected_log_lik(q, x, gradient, baseline)``, ``cfg.mc_samples``); every
+    estimator uses the model's ``mc_samples``. Returns ``grad_var_<estimator>``
     (total variance, :func:`gradient_variance`) for reparam, score_function
-    without baseline and, when n_samples >= 2, with the leave-one-out baseline
+    without baseline and, when mc_samples >= 2, with the leave-one-out baseline
     (``grad_var_score_function_loo``), plus their ratios to reparam. Empty when
     ``repeats`` is 0 or the model has no encoder (``PerDatapoint``: SVI).
     """
@@ -119,7 +119,7 @@ def estimator_variances(model, x: torch.Tensor, repeats: int, batch: int = 32) -
     params = [p for p in model.encoder.parameters() if p.requires_grad]
     xb = x[:batch]
     variants = {"reparam": ("reparam", "none"), "score_function": ("score_function", "none")}
-    if model.cfg.n_samples >= 2:
+    if model.cfg.mc_samples >= 2:
         variants["score_function_loo"] = ("score_function", "leave_one_out")
 
     def neg_elbo(gradient: str, baseline: str) -> torch.Tensor:
@@ -133,6 +133,6 @@ def estimator_variances(model, x: torch.Tensor, repeats: int, batch: int = 32) -
     for name in variants:
         if name != "reparam":
             out[f"grad_var_ratio_{name}_to_reparam"] = out[f"grad_var_{name}"] / out["grad_var_reparam"]
-    out["grad_var_n_samples"] = float(model.cfg.n_samples)
+    out["grad_var_mc_samples"] = float(model.cfg.mc_samples)
     out["grad_var_batch"] = float(len(xb))
     return out

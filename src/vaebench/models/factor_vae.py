@@ -81,7 +81,7 @@ class FactorVAEConfig(VAEConfig):
     discriminator_hidden: list[PositiveInt] = [1000] * 6
     discriminator_lr: PositiveFloat = 1e-4
     discriminator_betas: Annotated[list[AdamBeta], Field(min_length=2, max_length=2)] = [0.5, 0.9]
-    renamed = {"gamma": "tc_weight"}
+    renamed = {**VAEConfig.renamed, "gamma": "tc_weight"}
 
 
 class FactorVAE(VAE):

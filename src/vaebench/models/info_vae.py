@@ -38,7 +38,7 @@ class InfoVAEConfig(VAEConfig, MMDOptions):
     mmd_weight: PositiveFloat = Field(
         1000.0, description="lambda in Zhao et al. 2019: the MMD^2 term is weighted "
                             "kl_reduction + mmd_weight - 1")
-    renamed = {"alpha": "kl_reduction", "lam": "mmd_weight"}
+    renamed = {**VAEConfig.renamed, "alpha": "kl_reduction", "lam": "mmd_weight"}
 
     @model_validator(mode="after")
     def _weights_are_penalties(self):

@@ -23,6 +23,7 @@ from pydantic import Field, PositiveInt
 
 from vaebench.models.base import LossTerms
 from vaebench.models.vae import VAE, VAEConfig
+from vaebench.models.variational import MC_SAMPLES
 
 
 class IWAEConfig(VAEConfig):
@@ -30,8 +31,9 @@ class IWAEConfig(VAEConfig):
     iw_samples: PositiveInt = Field(   # 1: the VAE's ELBO
         5, description="the importance samples per example; K in Burda et al. 2016")
     gradient: Literal["reparam"] = "reparam"   # the bound is differentiated pathwise
-    n_samples: Literal[1] = 1                  # the samples per example are ``iw_samples``
-    renamed = {"k": "iw_samples"}
+    mc_samples: Literal[1] = Field(1, description=f"{MC_SAMPLES}; 1 here, the importance "
+                                               f"samples per example are iw_samples")
+    renamed = {**VAEConfig.renamed, "k": "iw_samples"}
 
 
 def iw_bound(log_w: torch.Tensor) -> torch.Tensor:

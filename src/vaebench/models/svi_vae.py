@@ -76,7 +76,7 @@ class SVIVAE(PerDatapoint, VAE):
                    generator: torch.Generator | None = None) -> torch.Tensor:
         """Monte Carlo ELBO(x_i; theta, lambda_i) per example (B,), reparameterised in lam."""
         q = diagonal_gaussian(lam)
-        eps = torch.randn(self.cfg.n_samples, *lam.shape[:-1], self.cfg.latent_dim,
+        eps = torch.randn(self.cfg.mc_samples, *lam.shape[:-1], self.cfg.latent_dim,
                           generator=generator, device=lam.device)      # (S, B, D)
         z = q.mean + q.stddev * eps
         return self.decode(z).log_prob(x).mean(0) - self.kl(q, z)

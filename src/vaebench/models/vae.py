@@ -6,12 +6,12 @@ from the likelihood. The loss is the negative ELBO
 
     L(theta, phi) = -E_q[log p_theta(x|z)] + KL(q_phi(z|x) || p(z)),
 
-with the expectation estimated by ``n_samples`` (default one) reparameterised
+with the expectation estimated by ``mc_samples`` (default one) reparameterised
 samples z = mu + sigma * eps, eps ~ N(0, I) (the reparameterisation trick), and the KL
 in closed form (torch.distributions' Gaussian KL, i.e.
 1/2 sum_k [sigma_k^2 + mu_k^2 - 1 - log sigma_k^2]).
 
-The estimator of grad_phi E_q[log p(x|z)] (``gradient``, ``n_samples``,
+The estimator of grad_phi E_q[log p(x|z)] (``gradient``, ``mc_samples``,
 ``baseline``) and the theta/phi update schedule (``optimisation``) are options
 of the family; see models/variational.py and models/estimators.py.
 
@@ -73,7 +73,7 @@ class VAE(Probabilistic, Model):
     def expected(self, q, f, gradient=None, baseline=None):
         """Monte Carlo E_q[f(z)] per example (B,); grad_phi by the chosen estimator."""
         return ESTIMATORS[gradient or self.cfg.gradient](
-            q, f, self.cfg.n_samples, baseline or self.cfg.baseline)
+            q, f, self.cfg.mc_samples, baseline or self.cfg.baseline)
 
     def expected_log_lik(self, q, x, gradient=None, baseline=None):
         """Monte Carlo E_q[log p(x|z)] per example (B,)."""

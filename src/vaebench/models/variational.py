@@ -4,7 +4,7 @@
 (``vae``, ``beta_vae``, ...) takes these keys in its ``models.<name>`` block:
 
     gradient: reparam | score_function    # estimator of grad_phi (models/estimators.py)
-    n_samples: 1                          # Monte Carlo samples of z per example
+    mc_samples: 1                         # Monte Carlo draws of z per example
     baseline: none | leave_one_out        # score_function only
     optimisation: joint | alternating     # SCHEDULES below
     grad_var_repeats: 16                  # gradient-variance diagnostic (0: off)
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from torch import nn
 
 from vaebench.schema import Strict
@@ -60,23 +60,28 @@ class Alternating:
 SCHEDULES: dict[str, type] = {"joint": Joint, "alternating": Alternating}
 
 
+MC_SAMPLES = "Monte Carlo draws of z ~ q(z|x) per example for the expectation in the loss"
+
+
 class VariationalOptions(Strict):
     """Config keys shared by the VAE family (see the module docstring)."""
 
     gradient: Literal[tuple(ESTIMATORS)] = "reparam"          # type: ignore[valid-type]
-    n_samples: PositiveInt = 1
+    mc_samples: PositiveInt = Field(1, description=MC_SAMPLES)
     baseline: Literal[tuple(BASELINES)] = "none"              # type: ignore[valid-type]
     optimisation: Literal[tuple(SCHEDULES)] = "joint"         # type: ignore[valid-type]
     grad_var_repeats: NonNegativeInt = 16
+    # ``n_samples`` also meant the generated images of ``samplequality``
+    renamed = {"n_samples": "mc_samples"}
 
     @model_validator(mode="after")
     def _consistent(self):
         if self.baseline != "none" and self.gradient != "score_function":
             raise ValueError(f"baseline {self.baseline!r} applies to gradient: score_function "
                              f"only (got gradient: {self.gradient!r}); use baseline: none")
-        if self.baseline == "leave_one_out" and self.n_samples < 2:
-            raise ValueError(f"baseline 'leave_one_out' needs n_samples >= 2 "
-                             f"(got n_samples: {self.n_samples})")
+        if self.baseline == "leave_one_out" and self.mc_samples < 2:
+            raise ValueError(f"baseline 'leave_one_out' needs mc_samples >= 2 "
+                             f"(got mc_samples: {self.mc_samples})")
         if self.grad_var_repeats == 1:
             raise ValueError("grad_var_repeats must be 0 (off) or >= 2 (got 1)")
         return self

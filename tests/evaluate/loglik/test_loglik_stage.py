@@ -36,7 +36,7 @@ def project(tmp_path_factory):
     """Tiny prepared MNIST and two seeds of an (untrained) mnist_vae checkpoint."""
     root = tmp_path_factory.mktemp("loglik")
     (root / "raw").mkdir()
-    mnist.prepare(mnist.Config(n_train=64, n_test=32), root / "raw",
+    mnist.prepare(mnist.MNISTConfig(n_train=64, n_test=32), root / "raw",
                   root / "data" / "prepared" / "mnist")
     cfg = load_config(REPO / "params.yaml", "tiny")
     cfg = cfg.model_copy(update={"seeds": [0, 1]})   # the stage evaluates exactly these

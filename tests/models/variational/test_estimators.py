@@ -118,7 +118,7 @@ def test_default_vae_loss_is_the_one_sample_reparameterised_elbo(vae):
 
 
 def test_score_function_vae_keeps_the_pathwise_decoder_gradient(vae):
-    model, x = vae(gradient="score_function", n_samples=3, baseline="leave_one_out"), binary_batch()
+    model, x = vae(gradient="score_function", mc_samples=3, baseline="leave_one_out"), binary_batch()
     torch.manual_seed(5)
     out = model.loss(x, 0)
     dec = list(model.decoder.parameters())
@@ -136,12 +136,13 @@ def test_score_function_vae_keeps_the_pathwise_decoder_gradient(vae):
 
 
 def test_diagnostics_report_both_estimators_variances(vae):
-    model, x = vae(n_samples=4, grad_var_repeats=16), binary_batch(32)
+    model, x = vae(mc_samples=4, grad_var_repeats=16), binary_batch(32)
     d = model.diagnostics(x)
     assert d["grad_var_score_function"] > d["grad_var_reparam"] > 0
     assert d["grad_var_score_function_loo"] < d["grad_var_score_function"]
     assert d["grad_var_ratio_score_function_to_reparam"] == pytest.approx(
         d["grad_var_score_function"] / d["grad_var_reparam"])
+    assert (d["grad_var_mc_samples"], d["grad_var_batch"]) == (4.0, 32.0)
     assert vae(grad_var_repeats=0).diagnostics(x) == {}
     assert "grad_var_score_function_loo" not in vae(grad_var_repeats=4).diagnostics(x)
 
@@ -149,9 +150,9 @@ def test_diagnostics_report_both_estimators_variances(vae):
 @pytest.mark.parametrize("options,message", [
     ({"gradient": "pathwise"}, "gradient"),
     ({"baseline": "mean"}, "baseline"),
-    ({"gradient": "score_function", "baseline": "leave_one_out"}, "n_samples >= 2"),
-    ({"baseline": "leave_one_out", "n_samples": 4}, "score_function only"),
-    ({"n_samples": 0}, "n_samples"),
+    ({"gradient": "score_function", "baseline": "leave_one_out"}, "mc_samples >= 2"),
+    ({"baseline": "leave_one_out", "mc_samples": 4}, "score_function only"),
+    ({"mc_samples": 0}, "mc_samples"),
     ({"optimisation": "sequential"}, "optimisation"),
     ({"grad_var_repeats": 1}, "grad_var_repeats"),
 ])

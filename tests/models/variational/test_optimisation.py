@@ -65,7 +65,7 @@ def test_groups_partition_the_parameters(tiny):
 
 @pytest.mark.parametrize("family", ["vae", "beta_vae"])
 def test_every_vae_family_takes_the_options(tiny, family):
-    model = tiny.model(family, optimisation="alternating", gradient="score_function", n_samples=2,
+    model = tiny.model(family, optimisation="alternating", gradient="score_function", mc_samples=2,
                        baseline="leave_one_out")
     assert model.groups_to_step(0) == ["theta"] and model.groups_to_step(1) == ["phi"]
     out = model.loss(torch.ones(4, *tiny.shape), 0)
@@ -76,7 +76,7 @@ def test_the_default_suite_declares_the_variants(tiny_config):
     cfg = tiny_config                        # the real params.yaml (tests/conftest.py)
     score, alt, svi = (cfg.models[k] for k in ("mnist_vae_score", "mnist_vae_alternating",
                                                "mnist_svi_vae"))
-    assert (score.gradient, score.baseline, score.n_samples) == ("score_function", "leave_one_out", 2)
+    assert (score.gradient, score.baseline, score.mc_samples) == ("score_function", "leave_one_out", 2)
     assert alt.optimisation == "alternating" and alt.gradient == "reparam"
     assert svi.family == "svi_vae" and svi.test_steps >= 100
     assert cfg.models["mnist_vae"].gradient == "reparam"

@@ -19,7 +19,7 @@ def aggregate(q):
 
 
 def test_a_batch_coupled_penalty_is_weighted_and_logged_on_the_reconstruction_samples(tiny):
-    model = tiny.model("vae", n_samples=2)
+    model = tiny.model("vae", mc_samples=2)
     x = tiny.data().test_inputs(True)[:5]
     q = model.encode(x)
     model.kl_anneal = 0.25
@@ -41,7 +41,7 @@ def test_a_batch_coupled_penalty_is_weighted_and_logged_on_the_reconstruction_sa
 def test_the_coupling_reaches_the_other_examples_posteriors_under_either_estimator(tiny, gradient):
     """Example 0's penalty alone, with the reconstruction term switched off, still moves
     the other examples' posterior means (through q(z_0|x_j))."""
-    model = tiny.model("vae", gradient=gradient, n_samples=2)
+    model = tiny.model("vae", gradient=gradient, mc_samples=2)
     x = tiny.data().test_inputs(True)[:4]
     q = model.encode(x)
     coupled = aggregate(q)
