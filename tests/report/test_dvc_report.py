@@ -39,7 +39,8 @@ def repo(tmp_path_factory, copy_project):
     repo = copy_project(tmp_path_factory.mktemp("dvcreport") / "repo")
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     (repo / "dvc.yaml").write_text(yaml.safe_dump(
-        {"stages": {"report": pipeline["stages"]["report"]}, "plots": pipeline["plots"]},
+        {"stages": {name: pipeline["stages"][name] for name in ("code", "report")},
+         "plots": pipeline["plots"]},   # code: the report's dep on its code fingerprint
         sort_keys=False))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update(profile="tiny", seeds=[0, 1], evaluate=EVALUATE)
