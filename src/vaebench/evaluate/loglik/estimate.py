@@ -44,8 +44,9 @@ from tqdm.auto import tqdm
 PROPOSAL, PRIOR, GAPS, POSTERIOR = 0, 1, 2, 3   # independent random streams
 
 
-def stream_seed(seed: int, stream: int) -> int:
-    """A well-mixed base seed for one random stream; draw k uses base + k."""
+def draw_base_seed(seed: int, stream: int) -> int:
+    """A well-mixed base seed for one of the estimator's random streams; draw k uses
+    base + k (``stage.stream_seed`` names a stage's streams; this one numbers draws)."""
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] >> 2)
 
 
@@ -79,7 +80,7 @@ def private_rng(device: torch.device | str) -> Iterator[None]:
 def draw(sample: Callable[[], Tensor], device: torch.device, seed: int, stream: int,
          k0: int, k1: int) -> Tensor:
     """Draws k0..k1-1 of ``stream``, each from its own seed, stacked: (k1 - k0, ...)."""
-    base, out = stream_seed(seed, stream), []
+    base, out = draw_base_seed(seed, stream), []
     for k in range(k0, k1):
         seed_device(device, base + k)
         out.append(sample())
@@ -165,8 +166,7 @@ def importance_estimates(model, x: Tensor, ks, *, chunk_points: int, chunk_sampl
     with private_rng(x.device), validation(False):
         for k0 in range(0, k_max, chunk_samples):
             k1 = min(k0 + chunk_samples, k_max)
-            kc = k1 - k0
-            z = draw(q.sample, x.device, seed, PROPOSAL, k0, k1)   # (kc, N, *E)
+            z = draw(q.sample, x.device, seed, PROPOSAL, k0, k1)   # (kc = k1 - k0, N, *E)
             ratio = q.log_prob(z) - prior.log_prob(z)              # (kc, N)
             log_ratio += ratio.double().sum(0)
             if naive:                                              # p(x|z_k), batch (kc,)

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 from tqdm.auto import tqdm
 
-from vaebench.evaluate.loglik.estimate import GAPS, private_rng, seed_device, stream_seed
+from vaebench.evaluate.loglik.estimate import GAPS, private_rng, seed_device, draw_base_seed
 from vaebench.models.elbo import elbo_terms
 
 
@@ -63,7 +63,7 @@ def fit_local_posterior(model, x: Tensor, q: Distribution, *, steps: int, lr: fl
     decay = torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.1, total_iters=steps)
     history = []
     with private_rng(x.device), torch.enable_grad():
-        seed_device(x.device, stream_seed(seed, GAPS))
+        seed_device(x.device, draw_base_seed(seed, GAPS))
         for _ in tqdm(range(steps), desc="q* per point", disable=None if progress else True,
                       leave=False):
             q_star = Independent(Normal(loc, log_scale.exp()), event_dims)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent
 
-from vaebench.evaluate.loglik.estimate import POSTERIOR, private_rng, seed_device, stream_seed
+from vaebench.evaluate.loglik.estimate import POSTERIOR, private_rng, seed_device, draw_base_seed
 from vaebench.models.elbo import closed_form_kl, log_ratio
 
 
@@ -40,7 +40,7 @@ def kl_per_dimension(q: Distribution, prior: Distribution, n_samples: int,
     if kl is not None:
         return kl
     with private_rng(device):
-        seed_device(torch.device(device), stream_seed(seed, POSTERIOR))
+        seed_device(torch.device(device), draw_base_seed(seed, POSTERIOR))
         z = qb.sample((n_samples,))                        # (S, N, D)
     return log_ratio(qb, pb, z).mean(0)
 
@@ -53,7 +53,7 @@ def posterior_means(q: Distribution, n_samples: int, seed: int = 0,
         mean = q.mean
     except NotImplementedError:
         with private_rng(device):
-            seed_device(torch.device(device), stream_seed(seed, POSTERIOR))
+            seed_device(torch.device(device), draw_base_seed(seed, POSTERIOR))
             mean = q.sample((n_samples,)).mean(0)
     return mean.reshape(mean.shape[0], -1)
 
