@@ -120,6 +120,33 @@ def copy_project():
     return _copy_project
 
 
+@pytest.fixture(scope="session")
+def narrow_params():
+    return _narrow_params
+
+
+def _narrow_params(params: dict, models: tuple[str, ...]) -> dict:
+    """``params`` (params.yaml, parsed) on the tiny profile with only ``models``, in the
+    evaluate lists too, and only their dataset (fewer stages in a test pipeline)."""
+    dataset = params["models"][models[0]]["dataset"]
+    params["profile"] = "tiny"
+    params["models"] = {m: params["models"][m] for m in models}
+    params["evaluate"] = {s: [m for m in names if m in models]
+                          for s, names in params["evaluate"].items()}
+
+    def keep(node):                  # every `datasets:` block or list, at any depth
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "datasets" and isinstance(value, dict):
+                    node[key] = {k: v for k, v in value.items() if k == dataset}
+                elif key == "datasets" and isinstance(value, list):
+                    node[key] = [d for d in value if d == dataset]
+                else:
+                    keep(value)
+    keep(params)
+    return params
+
+
 def _copy_project(dest: Path) -> Path:
     """Copy what the pipeline needs (code, params, dvc.yaml, .dvcignore, raw data) to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)

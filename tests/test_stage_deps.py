@@ -200,26 +200,6 @@ def _run(repo: Path, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def _only(params: dict, models: tuple[str, ...], dataset: str) -> dict:
-    """The tiny profile, the given models, and only their dataset (fewer stages)."""
-    params["profile"] = "tiny"
-    params["models"] = {m: params["models"][m] for m in models}
-    params["evaluate"] = {s: [m for m in names if m in models]
-                          for s, names in params["evaluate"].items()}
-
-    def keep(node):                  # every `datasets:` block or list, at any depth
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "datasets" and isinstance(value, dict):
-                    node[key] = {k: v for k, v in value.items() if k == dataset}
-                elif key == "datasets" and isinstance(value, list):
-                    node[key] = [d for d in value if d == dataset]
-                else:
-                    keep(value)
-    keep(params)
-    return params
-
-
 def _changed(repo: Path) -> set[str]:
     status = json.loads(_run(repo, "dvc", "status", "--json", "--with-deps",
                              *[f"train@{m}" for m in TRAINED]) or "{}")
@@ -228,10 +208,11 @@ def _changed(repo: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_a_new_model_file_reruns_no_stage_and_an_edit_only_its_users(tmp_path, copy_project):
+def test_a_new_model_file_reruns_no_stage_and_an_edit_only_its_users(tmp_path, copy_project,
+                                                                     narrow_params):
     repo = copy_project(tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    (repo / "params.yaml").write_text(yaml.safe_dump(_only(params, TRAINED, "mnist"),
+    (repo / "params.yaml").write_text(yaml.safe_dump(narrow_params(params, TRAINED),
                                                      sort_keys=False))
     (repo / ".gitignore").write_text((ROOT / ".gitignore").read_text())
     _run(repo, "git", "init", "-q")

@@ -33,27 +33,6 @@ def _run(repo: Path, *args: str, env: dict, timeout: int = 1800) -> str:
     return proc.stdout + proc.stderr
 
 
-def sweep_params(params: dict) -> dict:
-    """params.yaml on the tiny profile with only MODELS, evaluated by loglik only, and
-    only the dataset they use (fewer stages per experiment)."""
-    dataset = params["models"][MODELS[0]]["dataset"]
-    params["profile"] = "tiny"
-    params["models"] = {k: v for k, v in params["models"].items() if k in MODELS}
-    params["evaluate"] = {stage: [m for m in names if m in MODELS]
-                          for stage, names in params["evaluate"].items()}
-    def keep_only_the_dataset(node):       # every `datasets:` block or list, at any depth
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "datasets" and isinstance(value, dict):
-                    node[key] = {k: v for k, v in value.items() if k == dataset}
-                elif key == "datasets" and isinstance(value, list):
-                    node[key] = [d for d in value if d == dataset]
-                else:
-                    keep_only_the_dataset(value)
-    keep_only_the_dataset(params)
-    return params
-
-
 def client_env(repo: Path, uri: str, experiment: str) -> dict:
     """What a user's shell holds: the venv first on PATH and MLFLOW_TRACKING_URI (queue
     workers inherit both from `dvc queue start`); an MLflow experiment per test."""
@@ -65,10 +44,11 @@ def client_env(repo: Path, uri: str, experiment: str) -> dict:
     return env
 
 
-def make_repo(repo: Path, copy_project, env: dict) -> Path:
-    """A git + DVC copy of the project with sweep_params, its baseline reproduced."""
+def make_repo(repo: Path, copy_project, narrow_params, env: dict) -> Path:
+    """A git + DVC copy of the project on the tiny profile with only MODELS (in the loglik
+    and samplequality lists) and their dataset, its baseline reproduced."""
     copy_project(repo)
-    params = sweep_params(yaml.safe_load((repo / "params.yaml").read_text()))
+    params = narrow_params(yaml.safe_load((repo / "params.yaml").read_text()), MODELS)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / ".gitignore").write_text((ROOT / ".gitignore").read_text())
     # the report stage depends on this folder, which only disentangle stages create
@@ -186,12 +166,12 @@ def check_runs(repo: Path, env: dict, uri: str, experiment: str, revs: dict[str,
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory, copy_project, tracking_server):
+def sweep(tmp_path_factory, copy_project, narrow_params, tracking_server):
     """The server, and a project copy whose baseline was reproduced against it."""
     with tracking_server() as server:
         server.start()
         repo = tmp_path_factory.mktemp("sweep") / "repo"
-        make_repo(repo, copy_project, client_env(repo, server.uri, "baseline"))
+        make_repo(repo, copy_project, narrow_params, client_env(repo, server.uri, "baseline"))
         yield SimpleNamespace(repo=repo, server=server,
                               env=lambda experiment: client_env(repo, server.uri, experiment))
 
